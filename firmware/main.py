@@ -1,0 +1,42 @@
+# DICAMM entry point. On a board, boot.py has run and board.py holds the pins;
+# on the unix port: micropython firmware/main.py --board unix --root DIR
+#   [--speed S --start-ms T0 --epoch-ms E] (simulated clock for the bench).
+import sys
+
+
+def _unix_options(argv):
+    opts = {"board": "unix", "root": ".", "speed": 1, "start_ms": None, "epoch_ms": None}
+    i = 1
+    while i < len(argv):
+        key = argv[i]
+        if not key.startswith("--") or i + 1 >= len(argv):
+            raise SystemExit("usage: main.py --board NAME --root DIR [--speed S --start-ms MS --epoch-ms MS]")
+        name = key[2:].replace("-", "_")
+        val = argv[i + 1]
+        if name in ("speed", "start_ms", "epoch_ms"):
+            val = int(val)
+        opts[name] = val
+        i += 2
+    return opts
+
+
+def main():
+    from dicamm.platform import UNIX
+    if UNIX:
+        here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+        repo = here + "/.."
+        for p in (repo + "/build/lib", here):
+            if p not in sys.path:
+                sys.path.insert(0, p)
+        opts = _unix_options(sys.argv)
+        sys.path.insert(0, repo + "/boards")
+        board = __import__(opts["board"]).BOARD
+        sys.path.pop(0)
+    else:
+        from board import BOARD as board
+        opts = {"board": board["name"], "root": "", "speed": 1, "start_ms": None, "epoch_ms": None}
+    from dicamm import app
+    app.run(board, opts)
+
+
+main()
