@@ -102,6 +102,9 @@ class Console:
         self._unlocked_until = None
         self.prompt = False
         self.busy = None      # the running long command's task (scan)
+        self._pending = b""
+        self._poll = None
+        self._read = None
         self.lines = 0
         self.errors = 0
 
@@ -185,8 +188,8 @@ class Console:
             if changes and changes(args):
                 self.check_pin(args.flags.get("pin"))
             r = fn(self, args)
-            if r is not None and hasattr(r, "send"):  # a coroutine
-                await r
+            if r is not None and hasattr(r, "send"):  # a coroutine: run it,
+                await self._run_abortable(r)           # Ctrl-C aborts it
         except DicammError as e:
             self.error(str(e), args)
         except (ValueError, TypeError, KeyError, IndexError, OSError) as e:
@@ -201,49 +204,79 @@ class Console:
         except (ImportError, OSError, TypeError):
             return None
 
+    async def _run_abortable(self, coro):
+        # Long commands (a bus scan) run as their own task; meanwhile the
+        # console keeps reading: Ctrl-C cancels, other input waits its turn.
+        task = asyncio.create_task(coro)
+        self.busy = task
+        try:
+            while not task.done():
+                while self._poll is not None and self._poll.poll(0):
+                    b = self._read(1)
+                    if not b:
+                        break
+                    if b[0] == 3:
+                        task.cancel()
+                    else:
+                        self._pending += b
+                await asyncio.sleep_ms(20)
+            try:
+                await task
+            except asyncio.CancelledError:
+                self.write("aborted")
+        finally:
+            self.busy = None
+
+    def _byte(self):
+        if self._pending:
+            c = self._pending[0]
+            self._pending = self._pending[1:]
+            return c
+        if self._poll is None or not self._poll.poll(0):
+            return None
+        b = self._read(1)
+        if not b:
+            return -1
+        return b[0] if isinstance(b, (bytes, bytearray)) else ord(b)
+
     async def run(self):
-        poll = self._readable()
-        read = self.inp.buffer.read if hasattr(self.inp, "buffer") else self.inp.read
+        self._poll = self._readable()
+        self._read = self.inp.buffer.read if hasattr(self.inp, "buffer") else self.inp.read
         buf = bytearray(_MAX_LINE)
         n = 0
         overflow = False
         while True:
-            if poll is None or not poll.poll(0):
+            c = self._byte()
+            if c is None:
                 await asyncio.sleep_ms(10)
                 continue
-            while poll.poll(0):
-                b = read(1)
-                if not b:  # end of input: keep the firmware running without a console
-                    while True:
-                        await asyncio.sleep_ms(3600000)
-                c = b[0] if isinstance(b, (bytes, bytearray)) else ord(b)
-                if c in (10, 13):
-                    if overflow:
-                        self.error("line too long (max %d characters): ignored" % _MAX_LINE)
-                    elif n:
-                        try:
-                            line = bytes(buf[:n]).decode()
-                        except UnicodeError:
-                            line = None
-                            self.error("line is not text: ignored")
-                        if line is not None:
-                            await self.handle(line)
-                    n = 0
-                    overflow = False
-                    if self.prompt:
-                        self.out.write("dicamm> ")
-                    break  # let the other tasks run between lines
-                elif c == 3:   # Ctrl-C: abort a running scan, drop the line
-                    if self.busy is not None:
-                        self.busy.cancel()
-                    n = 0
-                    overflow = False
-                elif c in (8, 127):
-                    n = max(0, n - 1)
-                elif n < _MAX_LINE:
-                    if c >= 32 or c == 9:
-                        buf[n] = c
-                        n += 1
-                else:
-                    overflow = True
-            await asyncio.sleep_ms(0)
+            if c < 0:  # end of input: keep the firmware running without a console
+                while True:
+                    await asyncio.sleep_ms(3600000)
+            if c in (10, 13):
+                if overflow:
+                    self.error("line too long (max %d characters): ignored" % _MAX_LINE)
+                elif n:
+                    try:
+                        line = bytes(buf[:n]).decode()
+                    except UnicodeError:
+                        line = None
+                        self.error("line is not text: ignored")
+                    if line is not None:
+                        await self.handle(line)
+                n = 0
+                overflow = False
+                if self.prompt:
+                    self.out.write("dicamm> ")
+                await asyncio.sleep_ms(0)  # let the other tasks run between lines
+            elif c == 3:   # Ctrl-C drops the half-typed line
+                n = 0
+                overflow = False
+            elif c in (8, 127):
+                n = max(0, n - 1)
+            elif n < _MAX_LINE:
+                if c >= 32 or c == 9:
+                    buf[n] = c
+                    n += 1
+            else:
+                overflow = True

@@ -273,7 +273,13 @@ def cmd_unlock(con, args):
     con.write("unlocked for 10 minutes")
 
 
+def cmd_echo(con, args):
+    # For scripts and tests: marks the end of a command's output.
+    con.write(" ".join(args.pos))
+
+
 COMMANDS = {
+    "echo": (cmd_echo, "echo TEXT: print TEXT (marks the end of output for scripts)", None),
     "help": (cmd_help, "list commands; 'help COMMAND' for one", None),
     "status": (cmd_status, "one screen: meter, bus, time, relay, gateway, MQTT, storage, faults [--json]", None),
     "meter": (cmd_meter, "meter read [now] [--bus] | list | set MODEL ADDR [BAUD [PARITY]] | scan [--from A --to B --bauds 9600,2400]",

@@ -29,6 +29,7 @@ class Metering:
         self.failures = 0
         self.first_reading_ticks = None
         self.listeners = []        # callables(reading) after each good poll
+        self.paused = False        # set while `meter scan` owns the bus
 
     async def read_now(self, fields=None):
         # One read of the meter; raises ModbusError. Stamps with legal time when
@@ -62,6 +63,9 @@ class Metering:
 
     async def run(self):
         while True:
+            if self.paused:
+                await asyncio.sleep_ms(100)
+                continue
             try:
                 await self.read_now()
             except ModbusError:

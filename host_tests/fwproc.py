@@ -1,0 +1,124 @@
+"""Run the firmware on the MicroPython unix port as a child process and talk
+to its console like a test script would. Used by the integration tests, the
+bench simulation and the benchmark."""
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+MAIN = os.path.join(ROOT, "firmware", "main.py")
+
+
+class Firmware:
+    def __init__(self, root_dir, config=None, clock=None, heap="512k", board="unix"):
+        self.root_dir = str(root_dir)
+        os.makedirs(self.root_dir, exist_ok=True)
+        if config is not None:
+            with open(os.path.join(self.root_dir, "config.json"), "w") as f:
+                json.dump(config, f)
+        self.clock = clock
+        self.heap = heap
+        self.board = board
+        self.proc = None
+        self.lines = queue.Queue()
+        self.stderr = []
+        self.transcript = []
+
+    def start(self):
+        argv = [MICROPYTHON, "-X", "heapsize=%s" % self.heap, MAIN, "--board", self.board, "--root", self.root_dir]
+        if self.clock is not None:
+            argv += self.clock.args()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     bufsize=0)
+        threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines), daemon=True).start()
+        threading.Thread(target=self._pump_err, daemon=True).start()
+        return self
+
+    def _pump(self, stream, q):
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.transcript.append(line)
+            q.put(line)
+        q.put(None)
+
+    def _pump_err(self):
+        for raw in iter(self.proc.stderr.readline, b""):
+            self.stderr.append(raw.decode(errors="replace"))
+
+    def send(self, line):
+        data = line if isinstance(line, bytes) else (line + "\n").encode()
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def drain(self):
+        while True:
+            try:
+                self.lines.get_nowait()
+            except queue.Empty:
+                return
+
+    def command(self, line, timeout=20):
+        """Send a command; return its output lines (up to an echo marker)."""
+        self.drain()
+        marker = "--end-%d--" % time.monotonic_ns()
+        self.send(line)
+        self.send("echo " + marker)
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no answer to %r; got %r; stderr %s" % (line, out, "".join(self.stderr[-20:])))
+            try:
+                got = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if got is None:
+                raise RuntimeError("firmware exited: %s" % "".join(self.stderr[-30:]))
+            if got.endswith(marker):
+                return out
+            out.append(got)
+
+    def json(self, line, timeout=20):
+        for got in self.command(line, timeout):
+            s = got[got.find("{"):] if "{" in got else ""
+            try:
+                return json.loads(s)
+            except ValueError:
+                continue
+        raise AssertionError("no JSON answer to %r" % line)
+
+    def wait_for(self, line, pred, timeout=30, interval=0.2):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.json(line)
+            if pred(last):
+                return last
+            time.sleep(interval)
+        raise AssertionError("timed out waiting on %r; last answer %r" % (line, last))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
