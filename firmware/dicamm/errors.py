@@ -30,7 +30,7 @@ class ModbusException(ModbusError):
     def __init__(self, code, function=0):
         self.code = code
         self.function = function
-        DicammError.__init__(self, "exception %02d (%s)" % (code, self.NAMES.get(code, "unknown")))
+        super().__init__("exception %02d (%s)" % (code, self.NAMES.get(code, "unknown")))
 
 
 class StorageError(DicammError):
