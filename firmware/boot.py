@@ -1,0 +1,27 @@
+# Board start-up; runs before main.py on the board, never on the unix port.
+# The relay goes to its power-up state (off) first, before anything that can
+# fail; then dicamm.startup drives the board's hold pins, decides on safe mode
+# (button held, safemode file, three crashes in a row, filesystem) and starts
+# the watchdog unless in safe mode. main.py skips the application when
+# dicamm.startup.safe_mode is set.
+import machine
+
+try:
+    from board import BOARD
+except Exception as e:
+    BOARD = None
+    print("boot: board.py:", repr(e))
+
+try:
+    _r = BOARD["relay"]
+    if _r["pin"] is not None:
+        machine.Pin(_r["pin"], machine.Pin.OUT, value=1 if _r["active_low"] else 0)
+except Exception as e:
+    print("boot: relay:", repr(e))
+
+try:
+    from dicamm import startup
+
+    startup.boot(machine, BOARD, "")
+except Exception as e:
+    print("boot: start-up failed:", repr(e))
