@@ -1,0 +1,341 @@
+# TimeKeeper with a fake clock and a fake SNTP query: majority rule, status
+# S/I/U, drift budget, kiss-o'-death, resync cadence.
+# Dual test: runs on MicroPython and CPython.
+import asyncio
+
+from dicamm.errors import LinkError
+from dicamm.sntp_packet import SntpReject
+from dicamm.timekeeper import TimeKeeper, parse_hostport
+
+TRUE0 = 1767225600000  # true UTC at tick 0
+S = 1000
+HOUR = 3600 * S
+
+
+class FakeClock:
+    # ticks advance only when the test says so; wall = ticks + a settable base.
+    def __init__(self, wall_error_ms=-123456):
+        self.t = 0
+        self.wall_off = TRUE0 + wall_error_ms
+        self.sleeps = []
+        self.stop_after = None
+
+    def ticks_ms(self):
+        return self.t
+
+    def wall_ms(self):
+        return self.t + self.wall_off
+
+    def true_ms(self):
+        return self.t + TRUE0
+
+    def set_wall_ms(self, unix_ms):
+        self.wall_off = unix_ms - self.t
+
+    def advance(self, ms):
+        self.t += ms
+
+    async def sleep_ms(self, ms):
+        self.sleeps.append(ms)
+        if self.stop_after is not None and len(self.sleeps) >= self.stop_after:
+            raise StopLoop()
+        self.t += ms
+        await asyncio.sleep(0)
+
+
+class StopLoop(Exception):
+    pass
+
+
+class FakeNet:
+    # plan: host -> list of answers, consumed one per query (the last one
+    # repeats). Answer: (server_error_ms, delay_ms), or an exception to raise.
+    def __init__(self, clock, plan):
+        self.clock = clock
+        self.plan = plan
+        self.calls = []
+
+    async def query(self, host, port, timeout_ms):
+        self.calls.append((host, port))
+        answers = self.plan[host]
+        a = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(a, Exception):
+            raise a
+        err, delay = a
+        offset = self.clock.true_ms() + err - self.clock.wall_ms()
+        return offset, delay, host, 1
+
+
+def make(plan, servers=("a", "b", "c"), gateway=None, **cfg):
+    clock = FakeClock()
+    net = FakeNet(clock, plan)
+    config = {"time.servers": servers if isinstance(servers, str) else list(servers), "time.sample_gap_ms": 0, "time.samples": 4,
+              "time.max_drift_ms": 1000, "time.drift_ppm": 50}
+    if gateway:
+        config["time.gateway"] = gateway
+    for k in cfg:
+        config["time." + k] = cfg[k]
+    return clock, net, TimeKeeper(clock, config, net.query)
+
+
+def sync(tk):
+    return asyncio.run(tk.sync_once())
+
+
+def test_never_synced_is_unknown():
+    clock, net, tk = make({})
+    assert tk.status() == "U"
+    assert tk.stamp() == (clock.wall_ms(), "U")
+    info = tk.info()
+    assert info["status"] == "U" and info["age_s"] is None and info["source"] is None
+
+
+def test_majority_rejects_server_an_hour_off():
+    clock, net, tk = make({"a": [(0, 20)], "b": [(3600000, 20)], "c": [(40, 30)]})
+    assert sync(tk) is True
+    assert tk.status() == "S"
+    assert tk.source == "a"
+    assert abs(clock.wall_ms() - clock.true_ms()) <= 50
+    assert tk.servers["b"]["status"] == "rejected"
+    assert "majority" in tk.servers["b"]["reason"], tk.servers["b"]
+    assert tk.servers["a"]["status"] == "ok" and tk.servers["c"]["status"] == "ok"
+    assert tk.single_source is False
+
+
+def test_bad_preferred_server_loses_to_the_majority():
+    clock, net, tk = make({"a": [(-3600000, 10)], "b": [(5, 20)], "c": [(-5, 20)]})
+    assert sync(tk)
+    assert tk.source == "b"
+    assert abs(clock.wall_ms() - clock.true_ms()) <= 10
+    assert tk.servers["a"]["status"] == "rejected"
+
+
+def test_gateway_preferred_when_it_agrees():
+    clock, net, tk = make({"gw": [(100, 10)], "a": [(0, 20)], "b": [(0, 20)], "c": [(0, 20)]},
+                          gateway="gw:1123")
+    assert sync(tk)
+    assert tk.source == "gw:1123"
+    assert ("gw", 1123) in net.calls
+    assert tk.servers["gw:1123"]["gateway"] is True
+
+
+def test_two_sources_disagreeing_set_nothing():
+    clock, net, tk = make({"a": [(0, 10)], "b": [(3600000, 10)]}, servers=("a", "b"))
+    wall0 = clock.wall_ms()
+    assert sync(tk) is False
+    assert tk.status() == "U"
+    assert clock.wall_ms() == wall0  # not stepped
+    assert "no majority" in tk.last_error
+    assert tk.servers["a"]["status"] == "rejected"
+
+
+def test_single_source_accepted_and_noted():
+    clock, net, tk = make({"a": [LinkError("a: timeout")], "b": [(7, 10)], "c": [LinkError("c: timeout")]})
+    assert sync(tk)
+    assert tk.status() == "S" and tk.source == "b" and tk.single_source
+    assert tk.info()["single_source"] is True
+    assert tk.servers["a"] == {"status": "error", "gateway": False, "reason": "a: timeout"}
+
+
+def test_single_source_far_off_rejected_while_we_are_synced():
+    clock, net, tk = make({"a": [(0, 10)], "b": [(0, 10)], "c": [(0, 10)]})
+    assert sync(tk)
+    net.plan = {"a": [(3600000, 10)], "b": [LinkError("t")], "c": [LinkError("t")]}
+    clock.advance(HOUR)
+    assert sync(tk) is False
+    assert abs(clock.wall_ms() - clock.true_ms()) <= 10
+    assert tk.servers["a"]["status"] == "rejected"
+    # once our own time is no longer S, the single source is believed
+    clock.advance(6 * HOUR)
+    assert tk.status() == "U"
+    assert sync(tk)
+    assert tk.single_source and clock.wall_ms() - clock.true_ms() == 3600000
+
+
+def test_best_sample_by_delay():
+    clock, net, tk = make({"a": [(300, 900), (-200, 600), (10, 8), (250, 500)]}, servers=("a",))
+    assert sync(tk)
+    assert tk.delay_ms == 8
+    assert clock.wall_ms() - clock.true_ms() == 10
+    assert len(net.calls) == 4
+
+
+def test_delay_too_large_rejected():
+    clock, net, tk = make({"a": [(0, 5000)]}, servers=("a",), max_delay_ms=1000)
+    assert sync(tk) is False
+    assert tk.status() == "U"
+    assert tk.servers["a"]["reason"] == "delay 5000 ms > 1000"
+
+
+def test_all_silent_never_synced_is_u():
+    clock, net, tk = make({"a": [LinkError("t")], "b": [LinkError("t")], "c": [LinkError("t")]})
+    assert sync(tk) is False
+    assert tk.status() == "U"
+    assert tk.last_error == "no time source answered"
+    assert len(net.calls) == 6  # each source given up after two failures
+
+
+def test_s_turns_u_when_too_old():
+    # 1000 ms at 50 ppm: 20000 s of device time
+    clock, net, tk = make({"a": [(0, 10)], "b": [(0, 10)], "c": [(0, 10)]})
+    assert sync(tk)
+    clock.advance(19999 * S)
+    assert tk.status() == "S"
+    assert tk.info()["age_s"] == 19999
+    clock.advance(2 * S)
+    assert tk.status() == "U"
+    assert tk.stamp()[1] == "U"
+
+
+def test_age_accumulates_over_many_looks():
+    clock, net, tk = make({"a": [(0, 10)]}, servers=("a",), drift_ppm=1, max_drift_ms=1000)
+    assert sync(tk)  # budget: 1e6 s = 11.6 days
+    for _ in range(11):
+        clock.advance(24 * HOUR)
+        assert tk.status() == "S"
+    clock.advance(24 * HOUR)
+    assert tk.status() == "U"
+
+
+def test_manual_time_is_informative():
+    clock, net, tk = make({"a": [(0, 10)], "b": [(0, 10)], "c": [(0, 10)]})
+    tk.set_manual(TRUE0 + 5000)
+    assert tk.status() == "I"
+    assert tk.now_ms() == TRUE0 + 5000
+    assert tk.info()["source"] == "manual"
+    assert sync(tk)
+    assert tk.status() == "S"
+    tk.set_manual(TRUE0)  # by hand after a sync: no longer S
+    assert tk.status() == "I"
+    clock.advance(100 * HOUR)
+    assert tk.status() == "I"
+
+
+def test_never_s_without_sync_over_time():
+    clock, net, tk = make({"a": [LinkError("t")], "b": [(0, 10)], "c": [(3600000, 10)]},
+                          servers=("a", "b", "c"))
+    for _ in range(5):
+        sync(tk)  # b and c disagree, a silent: no majority
+        assert tk.status() == "U"
+        clock.advance(HOUR)
+
+
+def test_kiss_of_death():
+    clock, net, tk = make({"a": [SntpReject("kod RATE", "RATE")], "b": [SntpReject("kod DENY", "DENY")],
+                           "c": [(0, 10)]})
+    assert sync(tk)
+    assert tk.servers["a"]["reason"] == "kod RATE" and tk.servers["b"]["reason"] == "kod DENY"
+    assert net.calls.count(("a", 123)) == 1  # no more samples after a kiss
+    net.calls = []
+    sync(tk)  # a skipped once (RATE), b skipped for good (DENY)
+    assert ("a", 123) not in net.calls and ("b", 123) not in net.calls
+    assert tk.servers["a"]["status"] == "skipped"
+    net.calls = []
+    sync(tk)
+    assert ("a", 123) in net.calls and ("b", 123) not in net.calls
+
+
+def test_run_resync_cadence():
+    clock, net, tk = make({"a": [(0, 10)], "b": [(0, 10)], "c": [(0, 10)]}, resync_s=1800, retry_s=30)
+    clock.stop_after = 3
+    try:
+        asyncio.run(tk.run())
+    except StopLoop:
+        pass
+    assert clock.sleeps == [1800 * S] * 3
+    assert tk.syncs == 3
+
+
+def test_run_retries_fast_when_unsynced_and_survives_errors():
+    clock, net, tk = make({"a": [ValueError("boom")], "b": [LinkError("t")], "c": [LinkError("t")]},
+                          resync_s=1800, retry_s=30)
+    clock.stop_after = 2
+    try:
+        asyncio.run(tk.run())
+    except StopLoop:
+        pass
+    assert clock.sleeps == [30 * S, 30 * S]
+    assert "boom" in tk.last_error
+
+
+def test_run_resyncs_before_s_expires():
+    # budget 100 ms / 50 ppm = 2000 s; resync 3600 s would let S lapse
+    clock, net, tk = make({"a": [(0, 10)]}, servers=("a",), resync_s=3600, retry_s=60, max_drift_ms=100)
+    clock.stop_after = 1
+    try:
+        asyncio.run(tk.run())
+    except StopLoop:
+        pass
+    assert clock.sleeps == [2000 * S]
+
+
+def test_info_fields():
+    clock, net, tk = make({"a": [(0, 12)], "b": [(0, 10)], "c": [(3600000, 10)]})
+    sync(tk)
+    clock.advance(65 * S)
+    i = tk.info()
+    for k in ("unix", "unix_ms", "status", "source", "offset_ms", "delay_ms", "age_s", "servers", "last_error"):
+        assert k in i, k
+    assert i["status"] == "S" and i["source"] == "a" and i["delay_ms"] == 12 and i["age_s"] == 65
+    assert i["offset_ms"] == 123456
+    assert i["unix_ms"] == clock.wall_ms()
+    assert int(i["unix"]) == i["unix_ms"] // 1000
+    assert i["servers"]["c"]["status"] == "rejected"
+
+
+def test_config_servers_as_string_and_dropped_entries():
+    clock, net, tk = make({"a": [(0, 10)], "b": [(0, 10)]}, servers="a, b:1234,:5")
+    assert sync(tk)
+    assert ("b", 1234) in net.calls
+    assert tk.servers[":5"]["status"] == "error"
+    tk.config["time.servers"] = ["a"]
+    sync(tk)
+    assert list(tk.servers) == ["a"]
+
+
+def test_parse_hostport_table():
+    table = [
+        ("ptbtime1.ptb.de", ("ptbtime1.ptb.de", 123)),
+        ("10.0.0.1:1123", ("10.0.0.1", 1123)),
+        (" 127.0.0.1:5 ", ("127.0.0.1", 5)),
+    ]
+    for s, want in table:
+        assert parse_hostport(s) == want, s
+    for bad in ("", "host:", "host:x", ":123", "h:70000"):
+        try:
+            parse_hostport(bad)
+        except Exception:
+            continue
+        raise AssertionError(bad)
+
+
+class StrictConfig:
+    # Like dicamm.config.Config: unknown keys raise ConfigError.
+    def __init__(self, values):
+        self.values = values
+
+    def get(self, key):
+        from dicamm.errors import ConfigError
+        if key not in self.values:
+            raise ConfigError("unknown key %s" % key)
+        return self.values[key]
+
+
+def test_strict_config_and_drift_defaults():
+    clock = FakeClock()
+    net = FakeNet(clock, {"a": [(0, 10)]})
+    cfg = StrictConfig({"time.servers": ["a"], "time.gateway": "", "time.max_drift_ms": 500,
+                        "time.drift_ppm": 0.0, "time.resync_s": 1024})
+    tk = TimeKeeper(clock, cfg, net.query)
+    cfg.values["time.sample_gap_ms"] = 0
+    assert sync(tk) and tk.single_source
+    clock.advance(10000 * S)  # drift_ppm 0 = not set: 50 ppm, 500 ms -> 10000 s
+    assert tk.status() == "S"
+    clock.advance(S)
+    assert tk.status() == "U"
+    cfg.values["time.drift_ppm"] = -100.0  # a bound: the sign does not matter
+    assert sync(tk)
+    clock.advance(5000 * S)
+    assert tk.status() == "S"
+    clock.advance(S)
+    assert tk.status() == "U"
