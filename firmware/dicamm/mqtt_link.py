@@ -1,0 +1,672 @@
+# MQTT link to the flexibility backend (docs/MQTT.md): status/state/meter
+# telemetry, commands on <prefix>cmd/<name> with an ack each, and
+# store-and-forward of the qh, event and tx journals from the last record the
+# broker acknowledged (QoS 1 PUBACK).
+#
+# Built on micropython-lib umqtt.simple (unmodified). Its blocking parts are
+# replaced in a subclass: connect() opens the socket with a timeout first, and
+# publish() never waits for PUBACK (the link matches PUBACKs when check_msg()
+# reports them). The socket is wrapped so that umqtt's "blocking" mode means
+# "with a deadline": a broker that stalls costs at most mqtt.timeout_ms, then
+# the link is dropped and retried with exponential backoff and jitter. Every
+# link fault ends in one place (run -> _drop), so metering and control never
+# wait on the network.
+import json
+import socket
+import struct
+import time
+
+try:
+    import asyncio
+except ImportError:  # pragma: no cover
+    import uasyncio as asyncio
+
+from micropython import const
+from umqtt.simple import MQTTClient, MQTTException
+
+from dicamm import mqtt_cmd
+from dicamm.errors import CommandError, LinkError
+
+STREAMS = ("qh", "event", "tx")
+_WINDOW = const(8)            # QoS 1 messages in flight
+_BURST = const(4)             # journal records per stream per turn
+_POLL_MS = const(50)          # idle poll period for check_msg
+_MAX_READS = const(16)        # packets handled per turn
+_SAVE_EVERY = const(32)       # cursor saved after this many acknowledged records...
+_SAVE_AFTER_MS = const(600000)  # ...or this long after the first unsaved one
+_STATE_CHECK_MS = const(1000)
+_MIN_METER_MS = const(500)    # real-time floor for the meter period (fast bench clock)
+_STABLE_MS = const(30000)     # a link up this long resets the backoff
+_QH_MS = const(900000)
+_QH_GUARD_MS = const(3000)    # no (blocking) connect this close to a quarter hour
+_RECENT = const(8)            # commands remembered for duplicate ids
+_MAX_ACKS = const(8)
+
+_CONNACK = {1: "unacceptable protocol version", 2: "client id rejected", 3: "server unavailable",
+            4: "bad user name or password", 5: "not authorized"}
+
+
+class _Sock:
+    # umqtt.simple calls setblocking(False) for one byte, then setblocking(True)
+    # for the rest of the packet. Here True means "with a deadline". Also keeps
+    # the times of the last byte in and out (keepalive) and the first byte of the
+    # packet being read (its RETAIN flag).
+    def __init__(self, raw, stream, timeout_ms):
+        self.raw = raw
+        self.s = stream
+        self.timeout = timeout_ms / 1000
+        self.rx_ms = self.tx_ms = time.ticks_ms()
+        self.idle = False
+        self.first = 0
+        self._last1 = 0
+        self._blocking = True
+        raw.settimeout(self.timeout)
+
+    def setblocking(self, flag):
+        if flag:
+            self.raw.settimeout(self.timeout)
+            self.first = self._last1
+        else:
+            self.raw.setblocking(False)
+        self._blocking = flag
+
+    def read(self, n):
+        d = self.s.read(n)
+        if d is None:
+            if self._blocking:
+                raise LinkError("timeout reading from the broker")
+            self.idle = True
+            return None
+        if d:
+            self.rx_ms = time.ticks_ms()
+            if n == 1:
+                self._last1 = d[0]
+        return d
+
+    def write(self, buf, n=None):
+        if n is not None and n < len(buf):
+            buf = memoryview(buf)[:n]
+        k = self.s.write(buf)
+        if k is not None and k < len(buf):
+            raise LinkError("short write to the broker")
+        self.tx_ms = time.ticks_ms()
+        return k
+
+    def close(self):
+        for s in (self.s, self.raw):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def _mqtt_str(s):
+    return struct.pack("!H", len(s)) + s
+
+
+class _Client(MQTTClient):
+    def __init__(self, client_id, server, port, user, password, keepalive, ssl, ssl_params, timeout_ms):
+        MQTTClient.__init__(self, client_id, server, port, user, password, keepalive, ssl, ssl_params)
+        self.timeout_ms = timeout_ms
+        self._hdr = bytearray(256)
+
+    def connect(self, clean_session=True):
+        # umqtt.simple's connect() with a deadline on the socket from the start.
+        addr = socket.getaddrinfo(self.server, self.port)[0][-1]
+        raw = socket.socket()
+        try:
+            raw.settimeout(self.timeout_ms / 1000)
+            raw.connect(addr)
+            stream = raw
+            if self.ssl:
+                import ussl
+                stream = ussl.wrap_socket(raw, **self.ssl_params)
+        except Exception:
+            raw.close()
+            raise
+        self.sock = _Sock(raw, stream, self.timeout_ms)
+        self.pid = 0
+        flags = clean_session << 1
+        pl = _mqtt_str(self.client_id)
+        if self.lw_topic:
+            flags |= 0x04 | self.lw_qos << 3 | self.lw_retain << 5
+            pl += _mqtt_str(self.lw_topic) + _mqtt_str(self.lw_msg)
+        if self.user is not None:
+            flags |= 0x80
+            pl += _mqtt_str(self.user)
+            if self.pswd is not None:
+                flags |= 0x40
+                pl += _mqtt_str(self.pswd)
+        body = b"\x00\x04MQTT\x04" + bytes((flags,)) + struct.pack("!H", self.keepalive) + pl
+        n = self._fixed_header(0x10, len(body))
+        self.sock.write(self._hdr, n)
+        self.sock.write(body)
+        resp = self.sock.read(4)
+        if len(resp) != 4 or resp[0] != 0x20 or resp[1] != 2:
+            raise LinkError("no CONNACK from the broker")
+        if resp[3]:
+            raise MQTTException(resp[3])
+        return resp[2] & 1
+
+    def _fixed_header(self, first, size):
+        h = self._hdr
+        h[0] = first
+        i = 1
+        while size > 0x7F:
+            h[i] = (size & 0x7F) | 0x80
+            size >>= 7
+            i += 1
+        h[i] = size
+        return i + 1
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        # Returns the packet id (QoS 1) without waiting for the PUBACK.
+        sz = 2 + len(topic) + len(msg) + (2 if qos else 0)
+        i = self._fixed_header(0x30 | qos << 1 | retain, sz)
+        h = self._hdr
+        if i + 4 + len(topic) > len(h):
+            raise LinkError("topic too long")
+        struct.pack_into("!H", h, i, len(topic))
+        i += 2
+        h[i:i + len(topic)] = topic
+        i += len(topic)
+        pid = 0
+        if qos:
+            self.pid = self.pid % 65535 + 1
+            pid = self.pid
+            struct.pack_into("!H", h, i, pid)
+            i += 2
+        self.sock.write(h, i)
+        self.sock.write(msg)
+        return pid
+
+
+def _with_seq(seq, payload):
+    # The journal payload with "seq" first, so that the backend can drop QoS 1
+    # duplicates and resends after a reboot.
+    p = bytes(payload)
+    if p[:1] == b"{":
+        rest = p[1:].lstrip()
+        head = ('{"seq":%d' % seq).encode()
+        return head + (rest if rest[:1] == b"}" else b"," + rest)
+    return ('{"seq":%d,"hex":"%s"}' % (seq, "".join("%02x" % b for b in p))).encode()
+
+
+def _b(s):
+    return s.encode() if isinstance(s, str) else s
+
+
+def _rand16():
+    try:
+        import random
+        return random.getrandbits(16)
+    except (ImportError, AttributeError):  # pragma: no cover
+        return time.ticks_ms() & 0xFFFF
+
+
+class MqttLink:
+    # sources: {"qh"|"event"|"tx": journal (records(from_seq), first_seq, next_seq),
+    #           "state": fn() -> dict, "reading": fn() -> dict or None,
+    #           "stamp": fn() -> (unix_ms, status) (optional),
+    #           "cursor_path": file for the per-stream cursors (optional),
+    #           "read_file": fn(path) -> bytes or None (optional, for certificates),
+    #           "log": fn(text) (optional)}
+    def __init__(self, config, device_id, commands, sources, clock):
+        self.cfg = config
+        self.device_id = device_id
+        self.commands = commands
+        self.src = sources
+        self.clock = clock
+        self.host = self._get("mqtt.host")
+        self.tls = bool(self._get("mqtt.tls", False))
+        self.port = int(self._get("mqtt.port", 8883 if self.tls else 1883))
+        prefix = self._get("mqtt.prefix") or "dicamm/%s/" % device_id
+        if not prefix.endswith("/"):
+            prefix += "/"
+        self.prefix = prefix
+        self._cmd_prefix = prefix + "cmd/"
+        if len(self._cmd_prefix) > 100:  # umqtt.simple's subscribe has a one-byte length
+            raise LinkError("mqtt.prefix too long")
+        self._topic = {}
+        for t in ("status", "state", "meter", "ack") + STREAMS:
+            self._topic[t] = (prefix + t).encode()
+        self._streams = [(n, sources[n]) for n in STREAMS if sources.get(n) is not None]
+        self._acked = [0] * len(self._streams)   # next seq the broker has not acknowledged
+        self._sent = [0] * len(self._streams)    # next seq to send on this connection
+        self.lost = [0] * len(self._streams)     # evicted from flash before they were sent
+        self._unsaved = 0
+        self._unsaved_ms = 0
+        self._load_cursor()
+        self._client = None
+        self._inflight = []    # [pid, stream index or -1, seq, acked]
+        self._acks = []        # ack payloads waiting to be published
+        self._recent = []      # [(name, id), ack payload] of executed commands
+        self._state = None
+        self._state_ms = time.ticks_ms()
+        self._meter_dev = None
+        self._meter_real = None
+        self._up_ms = time.ticks_ms()
+        self._next_try = time.ticks_ms()
+        self._cb_sock = None
+        self._running = False
+        self.connected = False
+        self.last_error = None if self.host else "mqtt.host not set"
+        self.connects = 0
+        self.failures = 0
+        self._streak = 0
+        self.published = 0
+        self.commands_ok = 0
+        self.commands_refused = 0
+        self.retained_ignored = 0
+
+    # -- configuration ------------------------------------------------------
+    def _get(self, key, default=None):
+        try:
+            v = self.cfg.get(key)
+        except (KeyError, ValueError):
+            v = None
+        return default if v is None else v
+
+    def _read_der(self, key):
+        path = self._get(key)
+        if not path:
+            return None
+        reader = self.src.get("read_file")
+        if reader is not None:
+            data = reader(path)
+        else:
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                data = None
+        if not data:
+            raise LinkError("%s: cannot read %s" % (key, path))
+        from dicamm.pem import to_der
+        return to_der(data)
+
+    def _ssl_params(self):
+        ca = self._read_der("mqtt.ca")
+        if ca is None:
+            raise LinkError("mqtt.tls needs mqtt.ca (the broker's CA certificate)")
+        p = {"cadata": ca, "server_hostname": self._get("mqtt.server_hostname", self.host)}
+        cert = self._read_der("mqtt.cert")
+        if cert is not None:
+            p["cert"] = cert
+            p["key"] = self._read_der("mqtt.key")
+        return p
+
+    # -- cursors --------------------------------------------------------------
+    def _load_cursor(self):
+        saved = {}
+        path = self.src.get("cursor_path")
+        if path:
+            try:
+                with open(path, "rb") as f:
+                    saved = json.loads(f.read())
+            except (OSError, ValueError):
+                saved = {}
+        for i, (name, j) in enumerate(self._streams):
+            c = saved.get(name)
+            if not isinstance(c, int) or c > j.next_seq:
+                c = j.first_seq  # no cursor yet, or a new journal: send all it holds
+            self._acked[i] = c
+
+    def _save_cursor(self, force=False):
+        path = self.src.get("cursor_path")
+        if not path or not self._unsaved:
+            return
+        if not force and self._unsaved < _SAVE_EVERY and \
+                time.ticks_diff(time.ticks_ms(), self._unsaved_ms) < _SAVE_AFTER_MS:
+            return
+        data = {}
+        for i, (name, _) in enumerate(self._streams):
+            data[name] = self._acked[i]
+        from dicamm.fsutil import write_atomic
+        try:
+            write_atomic(path, json.dumps(data))
+        except Exception as e:  # a full or broken flash must not drop the link
+            self._unsaved_ms = time.ticks_ms()
+            self._log("cursor not saved: %s" % e)
+            return
+        self._unsaved = 0
+
+    # -- status ---------------------------------------------------------------
+    def backlog(self):
+        out = {}
+        for i, (name, j) in enumerate(self._streams):
+            out[name] = max(0, j.next_seq - max(self._acked[i], j.first_seq))
+        return out
+
+    def status(self):
+        lost = {}
+        for i, (name, _) in enumerate(self._streams):
+            lost[name] = self.lost[i]
+        wait = 0 if self.connected else max(0, time.ticks_diff(self._next_try, time.ticks_ms()))
+        return {"connected": self.connected, "broker": "%s:%d" % (self.host, self.port), "tls": self.tls,
+                "prefix": self.prefix, "last_error": self.last_error, "connects": self.connects,
+                "reconnects": max(0, self.connects - 1), "failures": self.failures,
+                "retry_in_s": wait // 1000, "backlog": self.backlog(), "lost": lost,
+                "inflight": len(self._inflight), "published": self.published,
+                "commands": self.commands_ok, "refused": self.commands_refused}
+
+    def _log(self, text):
+        fn = self.src.get("log")
+        if fn is not None:
+            fn("mqtt: " + text)
+
+    # -- the task ---------------------------------------------------------------
+    async def run(self):
+        self._running = True
+        while self._running:
+            if self._client is None:
+                if self.host and time.ticks_diff(time.ticks_ms(), self._next_try) >= 0 \
+                        and not self._near_quarter_hour():
+                    self._try_connect()
+                await asyncio.sleep_ms(100 if self._client is None else 0)
+                continue
+            busy = False
+            try:
+                busy = self._service()
+            except Exception as e:  # every link fault ends here
+                self._drop(e)
+            await asyncio.sleep_ms(0 if busy else _POLL_MS)
+
+    def stop(self):
+        # Clean shutdown: "offline", DISCONNECT (no last will), cursors saved.
+        self._running = False
+        c = self._client
+        if c is not None:
+            try:
+                c.publish(self._topic["status"], b"offline", True, 0)
+                c.disconnect()
+            except Exception:
+                pass
+            self._close()
+        self._save_cursor(True)
+
+    def _near_quarter_hour(self):
+        # Connecting (TLS handshake) can block the loop for a moment: keep it
+        # away from the quarter-hour boundary where the load profile reads.
+        w = self.clock.wall_ms() % _QH_MS
+        return w < _QH_GUARD_MS or w > _QH_MS - _QH_GUARD_MS
+
+    def _try_connect(self):
+        c = _Client(_b(self._get("mqtt.client_id") or "dicamm-" + self.device_id), self.host, self.port,
+                    _b(self._get("mqtt.user")), _b(self._get("mqtt.password")),
+                    int(self._get("mqtt.keepalive_s", 60)), self.tls, None, int(self._get("mqtt.timeout_ms", 3000)))
+        try:
+            if self.tls:
+                c.ssl_params = self._ssl_params()
+            c.set_callback(self._on_message)
+            c.set_last_will(self._topic["status"], b"offline", True, 1)
+            c.connect()
+            self._cb_sock = c.sock
+            c.subscribe((self._cmd_prefix + "#").encode(), 1)
+        except Exception as e:
+            try:
+                c.sock.close()
+            except Exception:
+                pass
+            self._fail(self._describe(e))
+            return
+        self._client = c
+        self.connected = True
+        self.connects += 1
+        self._up_ms = time.ticks_ms()
+        self._inflight = []
+        for i in range(len(self._streams)):
+            self._sent[i] = self._acked[i]
+        self.last_error = None
+        self._log("connected to %s:%d" % (self.host, self.port))
+        try:
+            self._send(self._topic["status"], b"online", True)
+            if self._get("mqtt.discovery", False):
+                self._discovery()
+            self._state = None
+            self._publish_state(True)
+        except Exception as e:
+            self._drop(e)
+
+    def _describe(self, e):
+        if isinstance(e, MQTTException):
+            code = e.args[0] if e.args else 0
+            return "broker refused the connection: %s (%d)" % (_CONNACK.get(code, "code"), code)
+        if isinstance(e, LinkError):
+            return str(e)
+        if isinstance(e, OSError) and e.args and e.args[0] == -1:
+            return "the broker closed the connection"
+        text = " ".join(str(e).split())  # mbedTLS messages come with newlines
+        if isinstance(e, ValueError) and self.tls:
+            text = "TLS: " + text  # certificate not trusted, wrong host name, bad key
+        return "%s:%d: %s" % (self.host, self.port, text or type(e).__name__)
+
+    def _fail(self, text):
+        self.last_error = text
+        self.failures += 1
+        self._streak += 1
+        base = int(self._get("mqtt.backoff_s", 2)) * 1000
+        top = int(self._get("mqtt.backoff_max_s", 300)) * 1000
+        delay = base << min(self._streak - 1, 12)
+        if delay > top:
+            delay = top
+        delay = delay // 2 + ((delay // 2) * _rand16() >> 16)  # jitter: 50..100 %
+        self._next_try = time.ticks_add(time.ticks_ms(), delay)
+        self._log("%s; retry in %d s" % (text, delay // 1000))
+
+    def _close(self):
+        c = self._client
+        self._client = None
+        self.connected = False
+        self._inflight = []
+        if c is not None and c.sock is not None:
+            c.sock.close()
+
+    def _drop(self, e):
+        self._close()
+        self._fail("link lost: " + self._describe(e))
+        try:
+            self._save_cursor(True)
+        except Exception:
+            pass
+
+    # -- one turn of the connected link ---------------------------------------
+    def _service(self):
+        now = time.ticks_ms()
+        self._read()
+        self._keepalive(now)
+        while self._acks:
+            self._send(self._topic["ack"], self._acks.pop(0), False)
+        if time.ticks_diff(now, self._state_ms) >= _STATE_CHECK_MS:
+            self._publish_state(False)
+        self._meter(now)
+        busy = self._pump()
+        self._save_cursor()
+        if self._streak and time.ticks_diff(now, self._up_ms) > _STABLE_MS:
+            self._streak = 0
+        return busy
+
+    def _read(self):
+        c = self._client
+        s = c.sock
+        for _ in range(_MAX_READS):
+            if len(self._acks) >= _MAX_ACKS:
+                return  # answer these first; the rest waits in the socket
+            s.idle = False
+            op = c.check_msg()
+            if s.idle:
+                return
+            if op is None or self._client is None:
+                continue
+            if op == 0x40:  # PUBACK
+                b = s.read(3)
+                if len(b) != 3 or b[0] != 2:
+                    raise LinkError("bad PUBACK")
+                self._puback(b[1] << 8 | b[2])
+            else:  # SUBACK, UNSUBACK...: not expected now; skip the body
+                n = c._recv_len()
+                if n:
+                    s.read(n)
+
+    def _keepalive(self, now):
+        ka = int(self._get("mqtt.keepalive_s", 60)) * 1000
+        s = self._client.sock
+        if time.ticks_diff(now, s.rx_ms) > ka + ka // 2:
+            raise LinkError("no answer from the broker for %d s" % (ka * 3 // 2000))
+        if time.ticks_diff(now, s.tx_ms) > ka // 2 or \
+                (time.ticks_diff(now, s.rx_ms) > ka // 2 and time.ticks_diff(now, s.tx_ms) > ka // 8):
+            self._client.ping()
+
+    def _send(self, topic, payload, retain, stream=-1, seq=0):
+        pid = self._client.publish(topic, payload, retain, 1)
+        self._inflight.append([pid, stream, seq, False])
+        self.published += 1
+
+    def _puback(self, pid):
+        q = self._inflight
+        for e in q:
+            if e[0] == pid:
+                e[3] = True
+                break
+        while q and q[0][3]:
+            e = q.pop(0)
+            i = e[1]
+            if i >= 0 and e[2] >= self._acked[i]:
+                self._acked[i] = e[2] + 1
+                if not self._unsaved:
+                    self._unsaved_ms = time.ticks_ms()
+                self._unsaved += 1
+
+    def _pump(self):
+        # Journal records in order, from the first one not yet sent on this
+        # connection; at most _WINDOW unacknowledged. True if more is waiting.
+        more = False
+        for i, (name, j) in enumerate(self._streams):
+            if self._sent[i] < j.first_seq:
+                gone = j.first_seq - self._sent[i]
+                if self._acked[i] < j.first_seq:
+                    self.lost[i] += j.first_seq - self._acked[i]
+                    self._acked[i] = j.first_seq
+                    self._log("%s: %d records evicted before they were sent" % (name, gone))
+                self._sent[i] = j.first_seq
+            if self._sent[i] >= j.next_seq:
+                continue
+            room = min(_BURST, _WINDOW - len(self._inflight))
+            if room <= 0:
+                return False
+            it = j.records(self._sent[i])
+            try:
+                for seq, payload in it:
+                    if seq < self._sent[i]:
+                        continue
+                    self._send(self._topic[name], _with_seq(seq, payload), False, i, seq)
+                    self._sent[i] = seq + 1
+                    room -= 1
+                    if room <= 0:
+                        break
+            finally:
+                close = getattr(it, "close", None)
+                if close is not None:
+                    close()
+            if self._sent[i] < j.next_seq:
+                more = True
+        return more and len(self._inflight) < _WINDOW
+
+    def _publish_state(self, force):
+        self._state_ms = time.ticks_ms()
+        fn = self.src.get("state")
+        if fn is None:
+            return
+        data = json.dumps(fn()).encode()
+        if force or data != self._state:
+            self._send(self._topic["state"], data, True)
+            self._state = data
+
+    def _meter(self, now):
+        fn = self.src.get("reading")
+        if fn is None:
+            return
+        period = int(self._get("mqtt.meter_period_s", 10)) * 1000
+        dev = self.clock.ticks_ms()
+        if self._meter_dev is not None and (time.ticks_diff(dev, self._meter_dev) < period or
+                                            time.ticks_diff(now, self._meter_real) < _MIN_METER_MS):
+            return
+        r = fn()
+        if not r:
+            return
+        self._meter_dev = dev
+        self._meter_real = now
+        if "time_ms" not in r and self.src.get("stamp") is not None:
+            r = dict(r)
+            r["time_ms"], r["time_status"] = self.src["stamp"]()
+        self._client.publish(self._topic["meter"], json.dumps(r).encode(), False, 0)
+        self.published += 1
+
+    # -- commands --------------------------------------------------------------
+    def _on_message(self, topic, msg):
+        s = self._cb_sock
+        if s is not None and s.first & 0x01:
+            # A retained message under cmd/ would replay at every connect.
+            self.retained_ignored += 1
+            return
+        t = bytes(topic)
+        p = self._cmd_prefix.encode()
+        if not t.startswith(p):
+            return
+        name, cid, args, err = mqtt_cmd.parse(t[len(p):], msg)
+        if err is None:
+            for key, ack in self._recent:
+                if key == (name, cid):  # a QoS 1 redelivery or a retry: same answer, once
+                    self._queue_ack(ack)
+                    return
+            try:
+                result = self.commands.execute(name, args)
+                ack = mqtt_cmd.ack(cid, True, None, result, name)
+                self.commands_ok += 1
+            except CommandError as e:
+                ack = mqtt_cmd.ack(cid, False, str(e), None, name)
+                self.commands_refused += 1
+            except Exception as e:  # a bug must not take the link down
+                ack = mqtt_cmd.ack(cid, False, "internal error: %s" % e, None, name)
+                self.commands_refused += 1
+                self._log("command %s failed: %r" % (name, e))
+            self._recent.append([(name, cid), ack])
+            if len(self._recent) > _RECENT:
+                self._recent.pop(0)
+        else:
+            ack = mqtt_cmd.ack(cid, False, err, None, name)
+            self.commands_refused += 1
+        self._queue_ack(ack)
+
+    def _queue_ack(self, ack):
+        self._acks.append(ack)
+        if len(self._acks) > _MAX_ACKS:
+            self._acks.pop(0)
+
+    # -- Home Assistant discovery -------------------------------------------
+    def _discovery(self):
+        base = self._get("mqtt.discovery_prefix", "homeassistant")
+        uid = "dicamm_" + self.device_id
+        dev = {"identifiers": [uid], "name": "DICAMM " + self.device_id, "manufacturer": "DICAMM"}
+        try:
+            from dicamm import VERSION
+            dev["sw_version"] = VERSION
+        except ImportError:
+            pass
+        meter = self.prefix + "meter"
+        state = self.prefix + "state"
+        ents = (("sensor", "power", "Power", meter, "{{ value_json.power_w }}",
+                 {"device_class": "power", "unit_of_measurement": "W", "state_class": "measurement"}),
+                ("sensor", "energy_import", "Energy import", meter, "{{ value_json.import_wh }}",
+                 {"device_class": "energy", "unit_of_measurement": "Wh", "state_class": "total_increasing"}),
+                ("sensor", "energy_export", "Energy export", meter, "{{ value_json.export_wh }}",
+                 {"device_class": "energy", "unit_of_measurement": "Wh", "state_class": "total_increasing"}),
+                ("binary_sensor", "relay", "Relay", state, "{{ value_json.relay }}",
+                 {"device_class": "power", "payload_on": "on", "payload_off": "off"}),
+                ("sensor", "mode", "Mode", state, "{{ value_json.mode }}", {"icon": "mdi:tune"}))
+        for comp, key, label, topic, tpl, extra in ents:
+            cfg = {"name": label, "unique_id": uid + "_" + key, "object_id": uid + "_" + key,
+                   "state_topic": topic, "value_template": tpl, "availability_topic": self.prefix + "status",
+                   "payload_available": "online", "payload_not_available": "offline", "device": dev}
+            cfg.update(extra)
+            self._send(("%s/%s/%s/%s/config" % (base, comp, uid, key)).encode(), json.dumps(cfg).encode(), True)
