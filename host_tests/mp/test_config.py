@@ -35,7 +35,7 @@ CASES = (
     ("meter.baud", (("2400", 2400), (115200, 115200)), ("2401", "300", 9600.0)),
     ("meter.parity", (("E", "E"), ("o", "O"), ("N", "N")), ("X", "even", 1)),
     ("meter.timeout_ms", (("100", 100), (10000, 10000)), ("99", "10001")),
-    ("time.drift_ppm", (("-12.5", -12.5), (3, 3.0), ("0", 0.0)), ("501", "abc", False)),
+    ("time.drift_ppm", (("12", 12), (3, 3), ("500", 500)), ("501", "0", "-5", "abc", "1.5", False)),
     ("relay.plausibility_share", (("0.25", 0.25), (1, 1.0)), ("1.01", "-0.1")),
     ("relay.power_up", (("last", "last"), ("ON", "on")), ("maybe", "")),
     ("han.plain_http", (("true", True), ("0", False), (True, True), ("Off", False)), ("2", "maybe", 1)),
@@ -124,7 +124,7 @@ def test_save_load_and_export_import_round_trip():
         c = Config(d)
         c.set("meter.address", "5")
         c.set("mqtt.password", "pw")
-        c.set("time.drift_ppm", "1.5")
+        c.set("time.drift_ppm", "15")
         c.set("mqtt.discovery", "yes")
         c.save()
         c2 = Config(d)
