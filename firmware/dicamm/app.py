@@ -160,19 +160,144 @@ class App:
             await asyncio.sleep_ms(60000)
 
     def register_extras(self):
-        # Command groups of optional parts (control, TAF16, MQTT, commissioning).
+        # Command groups of optional parts (control, TAF16, commissioning).
         for name in ("cli_control", "cli_taf16", "cli_service"):
             try:
                 mod = __import__("dicamm." + name, None, None, ("COMMANDS",))
-            except ImportError:
+            except ImportError as e:
+                self.info("console group %s missing: %s" % (name, e))
                 continue
             self.console.add(mod)
 
     def start_extras(self):
-        for name in ("control", "taf16", "mqtt"):
-            fn = getattr(self, "start_" + name, None)
-            if fn:
-                fn()
+        from dicamm.commands import Commands
+        self.commands = Commands(self)
+        self.start_taf16()
+        self.start_control()
+        self.start_mqtt()
+
+    def file_path(self, name):
+        # Certificate and key paths in the config are relative to the device
+        # filesystem's root (the --root folder on the unix port).
+        if not name:
+            return name
+        if self.root and name.startswith("/") and not name.startswith(self.root + "/"):
+            return self.root + name
+        return name if name.startswith("/") else self.path(name)
+
+    # -- TAF16 events and transactions -----------------------------------
+    def start_taf16(self):
+        from dicamm.txrecord import Transactions, load_or_create_key
+        cfg = self.config
+        self.transactions = Transactions(self.journal("tx", cfg.get("storage.events_max_bytes")),
+                                         load_or_create_key(self.path("device.key")), cfg.get("cls_id"),
+                                         "", cfg.get("meter.model"), self.path("data/tx.open"))
+        if cfg.get("han.url") and cfg.get("cls_id"):
+            from dicamm.han_client import HanClient
+            from dicamm.outbox import Outbox
+            han = HanClient(cfg.get("han.url"), cfg.get("cls_id"), self.file_path(cfg.get("han.ca")),
+                            self.file_path(cfg.get("han.cert")), self.file_path(cfg.get("han.key")),
+                            cfg.get("han.plain_http"), cfg.get("han.timeout_ms"))
+            self.outbox = Outbox(self.path("data"), self.clock, han.post_event,
+                                 cfg.get("storage.outbox_max_bytes"), cfg.get("storage.segment_bytes"),
+                                 self.storage, cfg.get("cls_id"))
+            self.journals["outbox"] = self.outbox.events
+            self.journals["acks"] = self.outbox.acks
+            self.start(self.outbox.run())
+        else:
+            self.fault("taf16", "not configured: set cls_id and han.url")
+        if self.transactions.open is not None:
+            t, st = self.timekeeper.stamp()
+            ev = self.raise_event("transaction ended by power failure", "stop")
+            rec = self.transactions.recover(ev["uuid"] if ev else None)
+            if rec:
+                self.info("transaction %d closed after power loss (EP)" % rec["pg"])
+
+    def _reading_wh(self):
+        m = self.metering
+        r = m.reading if m is not None else None
+        return r.get("import_wh") if r else None
+
+    def raise_event(self, text, kind, reading_wh=None):
+        # A TAF16 trigger: UUID, reading and legal time taken now, written to
+        # the flash outbox before anything is sent. Returns the event (or a
+        # local one with a UUID when no gateway is configured).
+        from dicamm.uuid4 import uuid4
+        t, st = self.timekeeper.stamp()
+        wh = self._reading_wh() if reading_wh is None else reading_wh
+        if self.outbox is not None:
+            ev = self.outbox.add(kind, text, t, st, wh)
+        else:
+            ev = {"uuid": uuid4(), "text": text, "time_ms": t, "time_status": st, "reading_wh": wh, "kind": kind}
+        self.info("event %s: %s" % (ev["uuid"][:8], text))
+        return ev
+
+    def on_transition(self, ev):
+        # Called by the controller on every switching transition and schedule
+        # window edge: TAF16 events at start and stop, and the transaction record.
+        kind = ev["kind"]
+        src = ev.get("source")
+        if kind == "switch":
+            on = ev["new"]
+            text = "%s by %s: %s" % ("start" if on else "stop", src, ev.get("reason") or "")
+            e = self.raise_event(text[:64], "start" if on else "stop")
+            wh = e.get("reading_wh")
+            tx = self.transactions
+            if tx is not None and wh is not None:
+                if on:
+                    tx.begin(wh, e["time_ms"], e["time_status"], e["uuid"])
+                else:
+                    reason = "ER" if src in ("dso", "backend") else ("EE" if src == "safety" else "E")
+                    rec = tx.end(wh, e["time_ms"], e["time_status"], e["uuid"], reason)
+                    if rec:
+                        self.info("transaction %d: %d Wh" % (rec["pg"], rec.get("energy_wh", 0)))
+        elif kind in ("window_start", "window_end"):
+            self.raise_event(("window %s %s%s" % (ev.get("window_id"), kind[7:],
+                                                  " (joined late)" if ev.get("late") else ""))[:64], kind)
+
+    # -- control ---------------------------------------------------------
+    def start_control(self):
+        from dicamm import fsutil, hw
+        from dicamm.control import Controller
+        output = hw.relay_output(self.board, self.root or "/", self.clock.wall_ms)
+        p = self.path("schedule.json")
+        self.controller = Controller(output, self.clock, self.timekeeper, self.config, self.on_transition,
+                                     (lambda b: fsutil.write_atomic(p, b), lambda: fsutil.read(p)))
+        if self.metering is not None:
+            self.metering.listeners.append(self.controller.update_meter)
+        self.start(self.controller.run())
+
+    # -- MQTT ------------------------------------------------------------
+    def start_mqtt(self):
+        cfg = self.config
+        if not cfg.get("mqtt.host"):
+            return
+        from dicamm import fsutil
+        from dicamm.mqtt_link import MqttLink
+        lp = self.loadprofile
+        sources = {"qh": lp.journal if lp else None,
+                   "event": self.outbox.events if self.outbox else None,
+                   "event/gateway": self.outbox.acks if self.outbox else None,
+                   "tx": self.transactions.journal if self.transactions else None,
+                   "state": self.state_dict, "reading": self._mqtt_reading,
+                   "stamp": self.timekeeper.stamp, "cursor_path": self.path("data/mqtt.cursor"),
+                   "log": self.info, "read_file": lambda p: fsutil.read(self.file_path(p))}
+        self.mqtt = MqttLink(cfg, cfg.get("device_id") or "dicamm", self.commands, sources, self.clock)
+        self.start(self.mqtt.run())
+
+    def _mqtt_reading(self):
+        m = self.metering
+        return m.reading if m is not None and m.ok else None
+
+    def state_dict(self):
+        from dicamm import VERSION
+        c = self.controller
+        st = c.status() if c is not None else {}
+        inst = st.get("sources", {}).get("installer") or {}
+        faults = sorted(self.faults) + sorted(st.get("faults", {}))
+        return {"relay": st.get("state", "off"), "source": st.get("source"),
+                "mode": inst.get("request") or "auto", "faults": faults,
+                "time_status": self.timekeeper.status(), "firmware": VERSION}
 
 
 def run(board, opts):

@@ -194,6 +194,9 @@ class Console:
             self.error(str(e), args)
         except (ValueError, TypeError, KeyError, IndexError, OSError) as e:
             self.error("%s: %s" % (e.__class__.__name__, e), args)
+        except Exception as e:  # a bug must not take the console down
+            self.error("internal error in '%s': %s: %s" % (name, e.__class__.__name__, e), args)
+            self.app.info("console: %r while running %s" % (e, name))
 
     def _readable(self):
         try:

@@ -50,10 +50,14 @@ def status_dict(app):
     d["storage"] = {"bytes_written": s.bytes_written, "write_ops": s.write_ops,
                     "journals": {k: {"next_seq": j.next_seq, "first_seq": j.first_seq, "evicted": j.evicted}
                                  for k, j in app.journals.items()}}
-    for part in ("controller", "outbox", "mqtt", "transactions"):
+    for part in ("controller", "outbox", "mqtt"):
         obj = getattr(app, part)
         if obj is not None:
             d[part] = obj.status()
+    tx = app.transactions
+    if tx is not None:
+        d["transactions"] = {"records": tx.journal.next_seq - tx.journal.first_seq, "next_pg": tx.next_pg(),
+                             "open": tx.open is not None}
     try:
         import gc
         d["heap_free"] = gc.mem_free()

@@ -69,8 +69,8 @@ class Commands:
         if limit is not None:
             limit = _int(args, "limit_w", 0, 100000)
         self._controller().dso(limit, ttl)
-        if limit is not None and self.app.raise_event:
-            self.app.raise_event("dso limit %d W" % limit, "dso")
+        if limit is not None:
+            self.app.raise_event("grid operator limit %d W (14a EnWG)" % limit, "dso")
         return self._controller().status()
 
     def do_schedule(self, args):
@@ -84,9 +84,9 @@ class Commands:
         text = args.get("text")
         if not isinstance(text, str) or not text or len(text) > 64:
             raise CommandError("'text' must be 1..64 characters")
-        ev = self.app.raise_event(text, "manual")
-        if ev is None:
+        if self.app.outbox is None:
             raise CommandError("TAF16 is not configured (cls_id and han.url)")
+        ev = self.app.raise_event(text, "manual")
         return {"uuid": ev["uuid"]}
 
     def do_config(self, args):

@@ -21,11 +21,12 @@ def meter_port(board, config):
     return Rs485Uart(uart, baud, de)
 
 
-def relay_output(board, root):
+def relay_output(board, root, now_ms_fn=None):
     r = board.get("relay") or {}
     if r.get("pin") is None:
+        # unix board: the emulated relay is a file the meter emulator reads
         from dicamm.relay import FileRelay
-        return FileRelay(root + "relay.gpio" if root.endswith("/") or not root else root + "/relay.gpio")
+        return FileRelay(root.rstrip("/") + "/relay.gpio", now_ms_fn)
     import machine
     from dicamm.relay import RelayOutput
     pin = machine.Pin(r["pin"], machine.Pin.OUT)

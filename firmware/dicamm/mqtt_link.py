@@ -27,7 +27,8 @@ from umqtt.simple import MQTTClient, MQTTException
 from dicamm import mqtt_cmd
 from dicamm.errors import CommandError, LinkError
 
-STREAMS = ("qh", "event", "tx")
+# "event/gateway" carries the gateway's record of each acknowledged TAF16 event.
+STREAMS = ("qh", "event", "event/gateway", "tx")
 _WINDOW = const(8)            # QoS 1 messages in flight
 _BURST = const(4)             # journal records per stream per turn
 _POLL_MS = const(50)          # idle poll period for check_msg

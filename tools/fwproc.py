@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # repo root
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
 MAIN = os.path.join(ROOT, "firmware", "main.py")
 
@@ -64,7 +64,7 @@ class Firmware:
     def command(self, line, timeout=20):
         """Send a command; return its output lines (up to an echo marker)."""
         self.drain()
-        marker = "--end-%d--" % time.monotonic_ns()
+        marker = "end-of-output-%d" % time.monotonic_ns()
         self.send(line)
         self.send("echo " + marker)
         out = []
