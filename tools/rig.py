@@ -150,6 +150,7 @@ class Rig:
         if not self.use_mqtt:
             return
         from broker import Broker
+        os.makedirs(os.path.join(self.workdir, "broker"), exist_ok=True)
         self.broker = Broker(workdir=os.path.join(self.workdir, "broker"))
         self.broker.start()
 

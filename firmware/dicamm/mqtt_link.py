@@ -25,7 +25,7 @@ from micropython import const
 from umqtt.simple import MQTTClient, MQTTException
 
 from dicamm import mqtt_cmd
-from dicamm.errors import CommandError, LinkError
+from dicamm.errors import CommandError, ConfigError, LinkError
 
 # "event/gateway" carries the gateway's record of each acknowledged TAF16 event.
 STREAMS = ("qh", "event", "event/gateway", "tx")
@@ -264,7 +264,7 @@ class MqttLink:
     def _get(self, key, default=None):
         try:
             v = self.cfg.get(key)
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, ConfigError):  # optional keys the schema may not list
             v = None
         return default if v is None else v
 

@@ -40,7 +40,7 @@ CASES = (
     ("relay.power_up", (("last", "last"), ("ON", "on")), ("maybe", "")),
     ("han.plain_http", (("true", True), ("0", False), (True, True), ("Off", False)), ("2", "maybe", 1)),
     ("mqtt.port", (("8883", 8883),), ("0", "65536", "-1")),
-    ("mqtt.prefix", (("site/a", "site/a"),), ("", "x" * 49, 5)),
+    ("mqtt.prefix", (("site/a", "site/a"), ("", "")), ("x" * 49, 5)),
     ("time.servers", (("a.example, b.example:123", ["a.example", "b.example:123"]),
                       (["10.0.0.1:123"], ["10.0.0.1:123"]), ("", [])),
      ("h:0", "h:99999", "bad host", "a,b,c,d,e", [1], "x:y")),

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""`make sim`: the bench simulation.
+
+Runs the firmware on the MicroPython unix port against the emulators (tools/rig.py):
+a pymodbus meter with a household load and the heating element behind the emulated
+relay, three SNTP servers, the smart meter gateway's HAN endpoint (mutual TLS) and,
+where mosquitto is installed, an MQTT broker. The simulated clock runs a whole day
+in about a minute. It loads a schedule of §13k windows, lets the grid operator
+limit (§14a) one of them, shows live readings as the day goes by, and at the end
+prints the quarter-hour load profile, the TAF16 events and the transactions, and
+draws the day as a PNG.
+
+    make sim                                  # one day, 1440x
+    make sim SIM_ARGS="--date 2026-10-25"     # the day the clocks go back: 100 quarter hours
+    make sim SIM_ARGS="--interactive"         # then type console commands yourself
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from rig import Rig, day_start_ms  # noqa: E402
+
+try:
+    from zoneinfo import ZoneInfo
+    BERLIN = ZoneInfo("Europe/Berlin")
+except Exception:  # pragma: no cover - no tz database
+    BERLIN = datetime.timezone(datetime.timedelta(hours=1))
+
+
+def local(ms):
+    return datetime.datetime.fromtimestamp(ms / 1000, BERLIN).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def utc(ms):
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%H:%M")
+
+
+def windows_for(day_ms):
+    h = 3_600_000
+    w = [("wind-night", 2 * h, 3 * h + 30 * 60_000), ("solar-noon", 11 * h, 13 * h),
+         ("evening-13k", 17 * h, 18 * h + 30 * 60_000), ("late-wind", 22 * h, 23 * h)]
+    return [{"id": i, "start": (day_ms + a) // 1000, "end": (day_ms + b) // 1000, "on": True} for i, a, b in w]
+
+
+def live_line(st, now_ms):
+    m = st.get("meter", {})
+    c = st.get("controller", {})
+    t = st.get("time", {})
+    qh = st.get("qh", {})
+    ob = st.get("outbox", {})
+    mq = st.get("mqtt")
+    power = "%6s W" % m.get("power_w") if m.get("ok") else "  FAULT "
+    return "%s  %s  import %9s Wh  relay %-3s %-10s time %s  qh %3s gaps %s  events %s/%s%s%s" % (
+        local(now_ms), power, m.get("import_wh"), c.get("state", "-"), c.get("source", "-"),
+        t.get("status"), qh.get("values"), qh.get("gaps"), ob.get("acked", "-"),
+        (ob.get("acked", 0) or 0) + (ob.get("pending", 0) or 0),
+        "  mqtt %s" % ("up" if mq.get("connected") else "down") if mq else "",
+        "  FAULTS %s" % ",".join(st.get("faults")) if st.get("faults") else "")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--date", default=None, help="UTC day to simulate (default: today)")
+    ap.add_argument("--speed", type=int, default=1440, help="device seconds per real second")
+    ap.add_argument("--hours", type=float, default=24.0, help="device hours to run")
+    ap.add_argument("--workdir", default=os.path.join(ROOT, "sim-run"))
+    ap.add_argument("--no-mqtt", action="store_true")
+    ap.add_argument("--interactive", action="store_true", help="keep the console open at the end")
+    ap.add_argument("--every", type=float, default=1.0, help="real seconds between live lines")
+    a = ap.parse_args(argv)
+
+    date = a.date or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    day_ms = day_start_ms(date)
+    if os.path.isdir(a.workdir):
+        shutil.rmtree(a.workdir)
+    mqtt = not a.no_mqtt and (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto"))
+    start_ms = day_ms - 120_000
+    end_ms = day_ms + int(a.hours * 3_600_000) + 60_000
+    rig = Rig(a.workdir, speed=a.speed, start_ms=start_ms, load="day", mqtt=bool(mqtt),
+              config={"relay": {"min_on_s": 300, "min_off_s": 300, "plausibility_s": 300},
+                      "mqtt": {"meter_period_s": 900}})
+    print("DICAMM bench simulation: %s (UTC day), %dx real time, work folder %s" % (date, a.speed, a.workdir))
+    rig.start()
+    fw = rig.fw
+    try:
+        print("meter emulator on %s, gateway https://127.0.0.1:%s/taf16 (mutual TLS), SNTP on %s" % (
+            rig.pty, rig.han_port, ", ".join(str(p) for p in rig.sntp_ports)))
+        if rig.broker is not None:
+            print("MQTT broker 127.0.0.1:%d - watch it: .venv/bin/python tools/broker.py sub --port %d 'dicamm/#'"
+                  % (rig.broker.port, rig.broker.port))
+            print("  and command it: .venv/bin/python tools/broker.py pub --port %d dicamm/dicamm-bench/cmd/relay "
+                  "'{\"id\":\"1\",\"mode\":\"on\",\"minutes\":30}'" % rig.broker.port)
+        wins = windows_for(day_ms)
+        fw.command("schedule set '%s'" % json.dumps(wins))
+        print("schedule: " + ", ".join("%s %s-%s UTC" % (w["id"], utc(w["start"] * 1000), utc(w["end"] * 1000))
+                                      for w in wins))
+        dso_at = day_ms + 17 * 3_600_000 + 30 * 60_000
+        dso_done = False
+        print()
+        while rig.device_now_ms() < end_ms:
+            if not fw.alive():
+                raise SystemExit("firmware exited:\n" + "".join(fw.stderr[-30:]))
+            now = rig.device_now_ms()
+            if not dso_done and now >= dso_at:
+                fw.command("dso 0 1800")
+                print(">>> %s grid operator (§14a) limits the load to 0 W for 30 min" % local(now))
+                dso_done = True
+            st = fw.json("status --json")
+            print(live_line(st, now), flush=True)
+            time.sleep(a.every)
+        report(rig, day_ms)
+        if a.interactive:
+            interactive(fw)
+    finally:
+        rig.stop()
+
+
+def report(rig, day_ms):
+    fw = rig.fw
+    print("\n== quarter-hour load profile (TAF7), local time, energy per interval ==")
+    rows = fw.json("qh --json --last 200")["qh"]
+    prev = None
+    values = gaps = 0
+    for r in rows:
+        if "gap" in r:
+            gaps += 1
+            print("  #%-4d %s  GAP: %s" % (r["seq"], local(r["boundary"] * 1000), r["gap"]))
+            prev = None
+            continue
+        values += 1
+        d = "" if prev is None else "%6d Wh" % (r["import_wh"] - prev)
+        bar = "" if prev is None else "#" * min(60, (r["import_wh"] - prev) // 25)
+        print("  #%-4d %s  %9d Wh %s  %s %s" % (r["seq"], local(r["boundary"] * 1000), r["import_wh"], d,
+                                               r["time_status"], bar))
+        prev = r["import_wh"]
+    print("  %d values, %d gaps" % (values, gaps))
+    print("\n== TAF16 events (device) ==")
+    for line in fw.command("events --last 40"):
+        print("  " + line)
+    gw = rig.gateway_events()
+    print("  the gateway holds %d event(s)" % len(gw))
+    print("\n== transactions ==")
+    for line in fw.command("tx --last 20"):
+        print("  " + line)
+    st = fw.json("status --json")
+    s = st.get("storage", {})
+    print("\nflash: %s bytes in %s writes; bus: %s" % (s.get("bytes_written"), s.get("write_ops"),
+                                                     json.dumps(st.get("bus", {}).get("errors"))))
+    png = os.path.join(rig.workdir, "day.png")
+    try:
+        import plot_day
+        plot_day.render(rig, png)
+        print("picture of the day: %s" % png)
+    except Exception as e:  # matplotlib missing or no plot tool yet
+        print("no picture: %s" % e)
+
+
+def interactive(fw):
+    print("\nconsole (type 'help', Ctrl-D to end):")
+    for line in sys.stdin:
+        for out in fw.command(line.rstrip("\n"), timeout=120):
+            print(out)
+
+
+if __name__ == "__main__":
+    main()
