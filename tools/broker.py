@@ -90,6 +90,7 @@ class Broker:
         self.persistence = persistence
         self._own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="dicamm-broker-")
+        os.makedirs(self.dir, exist_ok=True)
         self.proc = None
         self.ca = self.server_cert = self.client_cert = self.other_ca = None
         self.conf = os.path.join(self.dir, "mosquitto.conf")

@@ -49,6 +49,21 @@ def _read_json_line(proc, timeout=20):
     raise RuntimeError("emulator gave no start line (%r); exit %s" % (line, proc.poll()))
 
 
+def read_jsonl(path):
+    """The JSON lines of a file an emulator appends to; a torn last line is skipped."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    except FileNotFoundError:
+        pass
+    return out
+
+
 def merge(base, extra):
     for k, v in (extra or {}).items():
         if isinstance(v, dict) and isinstance(base.get(k), dict):
@@ -225,30 +240,12 @@ class Rig:
 
     # -- what the emulators saw ---------------------------------------------
     def meter_reads(self):
-        out = []
-        try:
-            with open(self.meter_log) as f:
-                for line in f:
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError:
-                        pass
-        except FileNotFoundError:
-            pass
-        return out
+        """Every read the meter emulator served (its log), oldest first."""
+        return read_jsonl(self.meter_log)
 
     def gateway_events(self):
-        out = []
-        try:
-            with open(self.han_store) as f:
-                for line in f:
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError:
-                        pass
-        except FileNotFoundError:
-            pass
-        return out
+        """Every event the HAN emulator stored, in arrival order."""
+        return read_jsonl(self.han_store)
 
     def device_now_ms(self):
         return self.clock.now_ms()

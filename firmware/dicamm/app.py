@@ -161,7 +161,7 @@ class App:
 
     def register_extras(self):
         # Command groups of optional parts (control, TAF16, commissioning).
-        for name in ("cli_control", "cli_taf16", "cli_service"):
+        for name in ("cli_control", "cli_taf16", "cli_service", "cli_mqtt", "cli_mem"):
             try:
                 mod = __import__("dicamm." + name, None, None, ("COMMANDS",))
             except ImportError as e:
@@ -192,26 +192,54 @@ class App:
         self.transactions = Transactions(self.journal("tx", cfg.get("storage.events_max_bytes")),
                                          load_or_create_key(self.path("device.key")), cfg.get("cls_id"),
                                          "", cfg.get("meter.model"), self.path("data/tx.open"))
+        self._tx_source = None  # who switched the load on (for the stop event's text)
         if cfg.get("han.url") and cfg.get("cls_id"):
             from dicamm.han_client import HanClient
             from dicamm.outbox import Outbox
-            han = HanClient(cfg.get("han.url"), cfg.get("cls_id"), self.file_path(cfg.get("han.ca")),
-                            self.file_path(cfg.get("han.cert")), self.file_path(cfg.get("han.key")),
-                            cfg.get("han.plain_http"), cfg.get("han.timeout_ms"))
-            self.outbox = Outbox(self.path("data"), self.clock, han.post_event,
-                                 cfg.get("storage.outbox_max_bytes"), cfg.get("storage.segment_bytes"),
-                                 self.storage, cfg.get("cls_id"))
-            self.journals["outbox"] = self.outbox.events
-            self.journals["acks"] = self.outbox.acks
-            self.start(self.outbox.run())
+            try:
+                han = HanClient(cfg.get("han.url"), cfg.get("cls_id"), self.file_path(cfg.get("han.ca")),
+                                self.file_path(cfg.get("han.cert")), self.file_path(cfg.get("han.key")),
+                                cfg.get("han.plain_http"), cfg.get("han.timeout_ms"))
+            except DicammError as e:
+                han = None
+                self.fault("taf16", "HAN link: %s" % e)
+            if han is not None:
+                self.outbox = Outbox(self.path("data"), self.clock, han.post_event,
+                                     cfg.get("storage.outbox_max_bytes"), cfg.get("storage.segment_bytes"),
+                                     self.storage, cfg.get("cls_id"))
+                self.journals["outbox"] = self.outbox.events
+                self.journals["acks"] = self.outbox.acks
+                self.start(self.outbox.run())
+                ob = self.outbox
+
+                async def watch():
+                    # Gateway link problems (refused certificate, timeouts, HTTP
+                    # errors) and the outbox alarm become the "taf16" fault.
+                    while True:
+                        if ob.alarm:
+                            self.fault("taf16", ob.alarm)
+                        elif ob.last_error and ob.pending():
+                            self.fault("taf16", "gateway: %s (%d pending)" % (ob.last_error, ob.pending()))
+                        else:
+                            self.fault("taf16")
+                        await asyncio.sleep_ms(500)
+                self.start(watch())
         else:
             self.fault("taf16", "not configured: set cls_id and han.url")
-        if self.transactions.open is not None:
-            t, st = self.timekeeper.stamp()
-            ev = self.raise_event("transaction ended by power failure", "stop")
-            rec = self.transactions.recover(ev["uuid"] if ev else None)
+        tx = self.transactions
+        if tx.open is not None:
+            ev = self.raise_event("transaction %d ended by power failure" % tx.next_pg(), "stop")
+            rec = tx.recover(ev["uuid"] if ev else None)
             if rec:
                 self.info("transaction %d closed after power loss (EP)" % rec["pg"])
+        if self.metering is not None:
+            # The open transaction remembers the latest reading, so that a power
+            # cut ends it (EP) at the last reading noted on flash.
+            def note(r):
+                if tx.open is not None and r.get("import_wh") is not None:
+                    t, st = self.timekeeper.stamp()
+                    tx.note(r["import_wh"], t, st)
+            self.metering.listeners.append(note)
 
     def _reading_wh(self):
         m = self.metering
@@ -225,6 +253,7 @@ class App:
         from dicamm.uuid4 import uuid4
         t, st = self.timekeeper.stamp()
         wh = self._reading_wh() if reading_wh is None else reading_wh
+        text = text[:64]
         if self.outbox is not None:
             ev = self.outbox.add(kind, text, t, st, wh)
         else:
@@ -239,8 +268,17 @@ class App:
         src = ev.get("source")
         if kind == "switch":
             on = ev["new"]
-            text = "%s by %s: %s" % ("start" if on else "stop", src, ev.get("reason") or "")
-            e = self.raise_event(text[:64], "start" if on else "stop")
+            why = ev.get("reason") or ""
+            if on:
+                self._tx_source = src
+                text = "start by %s: %s" % (src, why)
+            else:
+                was = self._tx_source
+                self._tx_source = None
+                if src == "default" or why == src:
+                    why = ("%s request ended" % was) if was else "no request"
+                text = "stop by %s: %s" % (src, why)
+            e = self.raise_event(text, "start" if on else "stop")
             wh = e.get("reading_wh")
             tx = self.transactions
             if tx is not None and wh is not None:
@@ -252,8 +290,9 @@ class App:
                     if rec:
                         self.info("transaction %d: %d Wh" % (rec["pg"], rec.get("energy_wh", 0)))
         elif kind in ("window_start", "window_end"):
-            self.raise_event(("window %s %s%s" % (ev.get("window_id"), kind[7:],
-                                                  " (joined late)" if ev.get("late") else ""))[:64], kind)
+            self.raise_event("window %s %s%s" % (ev.get("window_id"), kind[7:],
+                                                 " (joined late)" if kind == "window_start" and ev.get("late")
+                                                 else (" (early)" if ev.get("late") else "")), kind)
 
     # -- control ---------------------------------------------------------
     def start_control(self):
@@ -261,14 +300,40 @@ class App:
         from dicamm.control import Controller
         output = hw.relay_output(self.board, self.root or "/", self.clock.wall_ms)
         p = self.path("schedule.json")
-        self.controller = Controller(output, self.clock, self.timekeeper, self.config, self.on_transition,
-                                     (lambda b: fsutil.write_atomic(p, b), lambda: fsutil.read(p)))
+        c = Controller(output, self.clock, self.timekeeper, self.config, self.on_transition,
+                       (lambda b: fsutil.write_atomic(p, b), lambda: fsutil.read(p)))
+        self.controller = c
+        if c.schedule.load_error:
+            self.info(c.schedule.load_error)
         if self.metering is not None:
-            self.metering.listeners.append(self.controller.update_meter)
-        self.start(self.controller.run())
+            self.metering.listeners.append(c.update_meter)
+        self.start(c.run())
+
+        async def watch():
+            # Element and relay faults (plausibility, contact feedback) become
+            # the "element" fault that status and MQTT show.
+            while True:
+                f = c.plausibility.faults
+                if f:
+                    name = sorted(f)[0]
+                    self.fault("element", "%s: %s" % (name, f[name].get("detail")))
+                elif c.feedback_fault:
+                    self.fault("element", "feedback: " + c.feedback_fault)
+                else:
+                    self.fault("element")
+                await asyncio.sleep_ms(500)
+        self.start(watch())
 
     # -- MQTT ------------------------------------------------------------
     def start_mqtt(self):
+        def _gateway_record(seq, payload):
+            # An acks-journal entry {"n": event seq, "r": gateway record} as the
+            # backend reads it: which event, its UUID, and the gateway's record.
+            import json
+            a = json.loads(payload)
+            r = a.get("r") or {}
+            return {"seq": seq, "event_seq": a.get("n"), "uuid": r.get("uuid"), "record": r}
+
         cfg = self.config
         if not cfg.get("mqtt.host"):
             return
@@ -281,7 +346,11 @@ class App:
                    "tx": self.transactions.journal if self.transactions else None,
                    "state": self.state_dict, "reading": self._mqtt_reading,
                    "stamp": self.timekeeper.stamp, "cursor_path": self.path("data/mqtt.cursor"),
-                   "log": self.info, "read_file": lambda p: fsutil.read(self.file_path(p))}
+                   "log": self.info, "read_file": lambda p: fsutil.read(self.file_path(p)),
+                   "decode": {"event/gateway": _gateway_record}}
+        if lp is not None:
+            from dicamm.loadprofile import decode
+            sources["decode"]["qh"] = decode
         self.mqtt = MqttLink(cfg, cfg.get("device_id") or "dicamm", self.commands, sources, self.clock)
         self.start(self.mqtt.run())
 

@@ -4,7 +4,9 @@
 # broker acknowledged (QoS 1 PUBACK).
 #
 # Built on micropython-lib umqtt.simple (unmodified). Its blocking parts are
-# replaced in a subclass: connect() opens the socket with a timeout first, and
+# replaced in a subclass: connecting is split so that the link awaits the TCP
+# connect and the CONNACK (a hung or unreachable broker costs the loop
+# nothing; only a TLS handshake blocks, for at most mqtt.timeout_ms), and
 # publish() never waits for PUBACK (the link matches PUBACKs when check_msg()
 # reports them). The socket is wrapped so that umqtt's "blocking" mode means
 # "with a deadline": a broker that stalls costs at most mqtt.timeout_ms, then
@@ -42,6 +44,9 @@ _QH_MS = const(900000)
 _QH_GUARD_MS = const(3000)    # no (blocking) connect this close to a quarter hour
 _RECENT = const(8)            # commands remembered for duplicate ids
 _MAX_ACKS = const(8)
+
+_IN_PROGRESS = (115, 119, 36)  # EINPROGRESS: Linux, lwIP (ESP32), BSD
+_IO_POLL_MS = const(10)
 
 _CONNACK = {1: "unacceptable protocol version", 2: "client id rejected", 3: "server unavailable",
             4: "bad user name or password", 5: "not authorized"}
@@ -111,13 +116,28 @@ class _Client(MQTTClient):
         self.timeout_ms = timeout_ms
         self._hdr = bytearray(256)
 
-    def connect(self, clean_session=True):
-        # umqtt.simple's connect() with a deadline on the socket from the start.
+    # umqtt.simple's connect() in three steps, so that the link can await the
+    # slow parts (TCP connect, CONNACK) instead of blocking the loop on them:
+    # open() starts a non-blocking TCP connect; start() (once the socket is
+    # writable) does the TLS handshake (blocking, with the deadline) and sends
+    # CONNECT; finish() (once data is there) reads the CONNACK.
+    def open(self):
         addr = socket.getaddrinfo(self.server, self.port)[0][-1]
         raw = socket.socket()
+        self.raw = raw
+        raw.setblocking(False)
+        try:
+            raw.connect(addr)
+        except OSError as e:
+            if e.args[0] not in _IN_PROGRESS:
+                raw.close()
+                raise
+        return raw
+
+    def start(self, clean_session=True):
+        raw = self.raw
         try:
             raw.settimeout(self.timeout_ms / 1000)
-            raw.connect(addr)
             stream = raw
             if self.ssl:
                 import ussl
@@ -142,12 +162,22 @@ class _Client(MQTTClient):
         n = self._fixed_header(0x10, len(body))
         self.sock.write(self._hdr, n)
         self.sock.write(body)
+
+    def finish(self):
         resp = self.sock.read(4)
         if len(resp) != 4 or resp[0] != 0x20 or resp[1] != 2:
             raise LinkError("no CONNACK from the broker")
         if resp[3]:
             raise MQTTException(resp[3])
         return resp[2] & 1
+
+    def subscribe_nowait(self, topic, qos):
+        # SUBSCRIBE without waiting for the SUBACK (the link's reader skips it).
+        self.pid = self.pid % 65535 + 1
+        body = struct.pack("!H", self.pid) + _mqtt_str(topic) + bytes((qos,))
+        n = self._fixed_header(0x82, len(body))
+        self.sock.write(self._hdr, n)
+        self.sock.write(body)
 
     def _fixed_header(self, first, size):
         h = self._hdr
@@ -193,6 +223,18 @@ def _with_seq(seq, payload):
     return ('{"seq":%d,"hex":"%s"}' % (seq, "".join("%02x" % b for b in p))).encode()
 
 
+def _brief(result):
+    # The controller's full status (every source's request, the switching
+    # history) is too large for an ack: keep what the backend acts on.
+    if isinstance(result, dict) and "sources" in result:
+        out = {}
+        for k in ("state", "wanted", "source", "deferred", "faults", "last_error"):
+            if k in result:
+                out[k] = result[k]
+        return out
+    return result
+
+
 def _b(s):
     return s.encode() if isinstance(s, str) else s
 
@@ -206,7 +248,8 @@ def _rand16():
 
 
 class MqttLink:
-    # sources: {"qh"|"event"|"tx": journal (records(from_seq), first_seq, next_seq),
+    # sources: {"qh"|"event"|"event/gateway"|"tx": journal (records(from_seq), first_seq, next_seq),
+    #           "decode": {stream: fn(seq, payload) -> dict} (optional),
     #           "state": fn() -> dict, "reading": fn() -> dict or None,
     #           "stamp": fn() -> (unix_ms, status) (optional),
     #           "cursor_path": file for the per-stream cursors (optional),
@@ -220,7 +263,10 @@ class MqttLink:
         self.clock = clock
         self.host = self._get("mqtt.host")
         self.tls = bool(self._get("mqtt.tls", False))
-        self.port = int(self._get("mqtt.port", 8883 if self.tls else 1883))
+        port = self._get("mqtt.port")
+        if port is None or (self.tls and self._is_default("mqtt.port")):
+            port = 8883 if self.tls else 1883
+        self.port = int(port)
         prefix = self._get("mqtt.prefix") or "dicamm/%s/" % device_id
         if not prefix.endswith("/"):
             prefix += "/"
@@ -232,6 +278,8 @@ class MqttLink:
         for t in ("status", "state", "meter", "ack") + STREAMS:
             self._topic[t] = (prefix + t).encode()
         self._streams = [(n, sources[n]) for n in STREAMS if sources.get(n) is not None]
+        dec = sources.get("decode") or {}
+        self._decode = [dec.get(n) for n, _ in self._streams]
         self._acked = [0] * len(self._streams)   # next seq the broker has not acknowledged
         self._sent = [0] * len(self._streams)    # next seq to send on this connection
         self.lost = [0] * len(self._streams)     # evicted from flash before they were sent
@@ -266,7 +314,11 @@ class MqttLink:
             v = self.cfg.get(key)
         except (KeyError, ValueError, ConfigError):  # optional keys the schema may not list
             v = None
-        return default if v is None else v
+        return default if v is None or v == "" else v  # "": not set (the schema's empty default)
+
+    def _is_default(self, key):
+        fn = getattr(self.cfg, "is_default", None)
+        return fn(key) if fn is not None else self._get(key) is None
 
     def _read_der(self, key):
         path = self._get(key)
@@ -363,7 +415,7 @@ class MqttLink:
             if self._client is None:
                 if self.host and time.ticks_diff(time.ticks_ms(), self._next_try) >= 0 \
                         and not self._near_quarter_hour():
-                    self._try_connect()
+                    await self._try_connect()
                 await asyncio.sleep_ms(100 if self._client is None else 0)
                 continue
             busy = False
@@ -392,7 +444,26 @@ class MqttLink:
         w = self.clock.wall_ms() % _QH_MS
         return w < _QH_GUARD_MS or w > _QH_MS - _QH_GUARD_MS
 
-    def _try_connect(self):
+    async def _wait_io(self, raw, out, timeout_ms):
+        # Await a socket writable (out) or readable without blocking the loop.
+        import select
+        ev = select.POLLOUT if out else select.POLLIN
+        p = select.poll()
+        p.register(raw, ev)
+        t0 = time.ticks_ms()
+        while True:
+            r = p.poll(0)
+            if r:
+                flags = r[0][1]
+                if out and flags & (select.POLLERR | select.POLLHUP):
+                    raise LinkError("%s:%d: connection refused (ECONNREFUSED)" % (self.host, self.port))
+                return
+            if time.ticks_diff(time.ticks_ms(), t0) > timeout_ms:
+                raise LinkError("%s:%d: no answer in %d ms (%s)" % (
+                    self.host, self.port, timeout_ms, "connect" if out else "CONNACK"))
+            await asyncio.sleep_ms(_IO_POLL_MS)
+
+    async def _try_connect(self):
         c = _Client(_b(self._get("mqtt.client_id") or "dicamm-" + self.device_id), self.host, self.port,
                     _b(self._get("mqtt.user")), _b(self._get("mqtt.password")),
                     int(self._get("mqtt.keepalive_s", 60)), self.tls, None, int(self._get("mqtt.timeout_ms", 3000)))
@@ -401,14 +472,20 @@ class MqttLink:
                 c.ssl_params = self._ssl_params()
             c.set_callback(self._on_message)
             c.set_last_will(self._topic["status"], b"offline", True, 1)
-            c.connect()
+            timeout = c.timeout_ms
+            raw = c.open()
+            await self._wait_io(raw, True, timeout)
+            c.start()
+            await self._wait_io(raw, False, timeout)
+            c.finish()
             self._cb_sock = c.sock
-            c.subscribe((self._cmd_prefix + "#").encode(), 1)
+            c.subscribe_nowait((self._cmd_prefix + "#").encode(), 1)
         except Exception as e:
-            try:
-                c.sock.close()
-            except Exception:
-                pass
+            for s in (c.sock, getattr(c, "raw", None)):
+                try:
+                    s.close()
+                except Exception:
+                    pass
             self._fail(self._describe(e))
             return
         self._client = c
@@ -437,6 +514,9 @@ class MqttLink:
             return str(e)
         if isinstance(e, OSError) and e.args and e.args[0] == -1:
             return "the broker closed the connection"
+        if isinstance(e, OSError) and e.args and e.args[0] in (103, 104, 111, 113):
+            return "%s:%d: connection %s" % (self.host, self.port, {103: "aborted", 104: "reset by the broker",
+                                                                     111: "refused", 113: "no route to host"}[e.args[0]])
         text = " ".join(str(e).split())  # mbedTLS messages come with newlines
         if isinstance(e, ValueError) and self.tls:
             text = "TLS: " + text  # certificate not trusted, wrong host name, bad key
@@ -560,7 +640,7 @@ class MqttLink:
                 for seq, payload in it:
                     if seq < self._sent[i]:
                         continue
-                    self._send(self._topic[name], _with_seq(seq, payload), False, i, seq)
+                    self._send(self._topic[name], self._record(i, seq, payload), False, i, seq)
                     self._sent[i] = seq + 1
                     room -= 1
                     if room <= 0:
@@ -572,6 +652,19 @@ class MqttLink:
             if self._sent[i] < j.next_seq:
                 more = True
         return more and len(self._inflight) < _WINDOW
+
+    def _record(self, i, seq, payload):
+        # The message for one journal record: the stream's decoder (if any)
+        # turns it into a dict, sent with "seq"; else the payload with "seq" put in.
+        fn = self._decode[i]
+        if fn is not None:
+            try:
+                d = fn(seq, payload)
+                d["seq"] = seq
+                return json.dumps(d).encode()
+            except Exception as e:  # an undecodable record still goes out
+                self._log("%s seq %d not decoded: %s" % (self._streams[i][0], seq, e))
+        return _with_seq(seq, payload)
 
     def _publish_state(self, force):
         self._state_ms = time.ticks_ms()
@@ -621,7 +714,7 @@ class MqttLink:
                     self._queue_ack(ack)
                     return
             try:
-                result = self.commands.execute(name, args)
+                result = _brief(self.commands.execute(name, args))
                 ack = mqtt_cmd.ack(cid, True, None, result, name)
                 self.commands_ok += 1
             except CommandError as e:
