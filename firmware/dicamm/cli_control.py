@@ -16,15 +16,42 @@ def _ctl(con):
     return c
 
 
+def _relay_status(c):
+    # The controller's view plus what the output itself did: its switching
+    # history (device wall ms, on) where the output keeps one (FileRelay).
+    st = c.status()
+    out = c.output
+    h = getattr(out, "history", None)
+    if h is not None:
+        st["history"] = [[t, 1 if on else 0] for t, on in h]
+    st["output_on"] = bool(out.on)
+    st["min_on_s"] = c.settings["min_on_s"]
+    st["min_off_s"] = c.settings["min_off_s"]
+    st["max_cycles_per_h"] = c.settings["max_cycles_per_h"]
+    return st
+
+
 def _show_relay(con, args, st):
+    from dicamm.arbiter import SOURCES
+
     def human(st):
         con.write("relay %s, ruled by %s%s" % (st.get("state"), st.get("source"),
                                                 "  (deferred: %s)" % st["deferred"] if st.get("deferred") else ""))
-        for name, s in (st.get("sources") or {}).items():
-            con.write("  %-9s %s%s" % (name, json.dumps(s.get("request")),
-                                       "  - " + s["why_not"] if s.get("why_not") else ""))
+        srcs = st.get("sources") or {}
+        for name in SOURCES:
+            s = srcs.get(name)
+            if s is None:
+                continue
+            exp = s.get("expires_in_s")
+            con.write("  %-9s %-12s%s%s" % (name, s.get("request") or "-",
+                                           " (%d s left)" % exp if exp is not None else "",
+                                           "  - " + s["why_not"] if s.get("why_not") else "  <- rules"))
+        con.write("  cycles in the last hour: %s of %s; min on %s s, min off %s s" % (
+            st.get("cycles_last_h"), st.get("max_cycles_per_h"), st.get("min_on_s"), st.get("min_off_s")))
         if st.get("faults"):
-            con.write("  faults: %s" % json.dumps(st["faults"]))
+            con.write("  FAULTS: %s" % json.dumps(st["faults"]))
+        if st.get("last_error"):
+            con.write("  last error: %s" % st["last_error"])
     con.emit(args, st, human)
 
 
@@ -32,7 +59,7 @@ async def cmd_relay(con, args):
     c = _ctl(con)
     sub = args.pos[0] if args.pos else None
     if sub is None:
-        _show_relay(con, args, c.status())
+        _show_relay(con, args, _relay_status(c))
     elif sub in ("on", "off", "auto"):
         minutes = None
         if len(args.pos) > 1:
@@ -41,8 +68,18 @@ async def cmd_relay(con, args):
             except ValueError:
                 raise UsageError("minutes must be a number")
         st = con.app.commands.execute("relay", {"mode": sub, "minutes": minutes} if minutes else {"mode": sub})
-        con.write("relay %s requested by the installer%s; now %s (%s)" % (
-            sub, " for %d min" % minutes if minutes else "", st.get("state"), st.get("deferred") or "applied"))
+        if st.get("deferred"):
+            how = "deferred: %s" % st["deferred"]
+        elif sub == "auto":
+            how = "ruled by %s" % st.get("source")
+        elif st.get("source") not in ("installer", "default"):
+            how = "outranked by %s" % st.get("source")
+        elif st.get("wanted") != st.get("state"):
+            how = "switching %s" % st.get("wanted")
+        else:
+            how = "no change needed"
+        con.write("relay %s requested by the installer%s; relay %s now (%s)" % (
+            sub, " for %d min" % minutes if minutes else "", st.get("state"), how))
     elif sub == "test":
         from dicamm import relaytest
         await relaytest.run(con, args)

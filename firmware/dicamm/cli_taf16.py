@@ -24,7 +24,7 @@ def cmd_events(con, args):
         return
     for e in rows:
         rec = e.get("record")
-        con.write("%s  %-28s %s Wh  %s  %s" % (e.get("uuid"), e.get("text", "")[:28], e.get("reading_wh"),
+        con.write("%s  %-44s %s Wh  %s  %s" % (e.get("uuid"), e.get("text", "")[:44], e.get("reading_wh"),
                                                 e.get("time_status"),
                                                 "acked seq %s" % rec.get("seq") if rec else (
                                                     "acked" if e.get("acked") else "PENDING")))

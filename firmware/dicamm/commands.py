@@ -70,7 +70,9 @@ class Commands:
             limit = _int(args, "limit_w", 0, 100000)
         self._controller().dso(limit, ttl)
         if limit is not None:
-            self.app.raise_event("grid operator limit %d W (14a EnWG)" % limit, "dso")
+            self.app.raise_event("grid operator limit %d W for %d s (14a EnWG)" % (limit, ttl), "dso")
+        else:
+            self.app.raise_event("grid operator limit lifted (14a EnWG)", "dso")
         return self._controller().status()
 
     def do_schedule(self, args):

@@ -184,6 +184,12 @@ class Transactions:
                     self.open = json.loads(f.read())
             except (OSError, ValueError):
                 self.open = None
+            # A power cut between writing the record and removing the open
+            # file leaves a transaction that is already closed: drop it.
+            if self.open is not None and self._last is not None \
+                    and self._last.get("begin") == self.open.get("begin"):
+                self.open = None
+                self._save_open()
 
     def _save_open(self):
         if not self.open_path:
