@@ -151,7 +151,7 @@ class App:
             self.start(self.watch_meter())
             from dicamm.loadprofile import LoadProfile
             self.loadprofile = LoadProfile(self.journal("qh", self.config.get("storage.qh_max_bytes")),
-                                           self.metering, self.timekeeper, self.clock)
+                                           self.metering, self.timekeeper, self.clock, self.info)
             self.start(self.loadprofile.run())
         self.start_extras()
         gc.collect()

@@ -20,14 +20,28 @@ def cmd_help(con, args):
         name, cmd = con.lookup(args.pos[0])
         if cmd is None:
             raise UsageError("no command '%s'" % args.pos[0][:32])
-        con.write("%s: %s" % (name, cmd[1]))
+        al = sorted(k for k, v in con.aliases.items() if v == name)
+        if args.json:
+            con.write(json.dumps({"command": name, "help": cmd[1], "aliases": al,
+                                  "needs_pin": cmd[2] is not None}))
+            return
+        for i, line in enumerate(cmd[1].split("\n")):
+            con.write(("%s: %s" % (name, line)) if i == 0 else "    " + line)
+        if al:
+            con.write("    aliases: " + " ".join(al))
+        if cmd[2] is not None:
+            con.write("    changes need the service PIN when one is set (--pin PIN or 'unlock PIN')")
+        if name == "config":
+            from dicamm import config
+            for k in config.keys():
+                con.write("    " + config.describe(k))
         return
     names = []
     for g in con.groups:
         for name in sorted(g.COMMANDS):
             names.append((name, g.COMMANDS[name][1].split("\n")[0]))
     if args.json:
-        con.write(json.dumps({"commands": [n for n, _ in names]}))
+        con.write(json.dumps({"commands": [n for n, _ in names], "aliases": con.aliases}))
         return
     for name, text in names:
         con.write("  %-14s %s" % (name, text))
@@ -66,26 +80,72 @@ def status_dict(app):
     return d
 
 
+def _net_dict(app):
+    try:
+        from dicamm import cli_service
+        return cli_service.net_info(app)
+    except ImportError:
+        return None
+
+
+def _free_bytes(app):
+    try:
+        import os
+        st = os.statvfs(app.root or "/")
+        return (st[1] or st[0]) * st[4]
+    except (ImportError, AttributeError, OSError):
+        return None
+
+
 def cmd_status(con, args):
-    d = status_dict(con.app)
+    app = con.app
+    d = status_dict(app)
+    net = _net_dict(app)
+    if net is not None:
+        d["net"] = net
+    d["storage"]["free_bytes"] = _free_bytes(app)
 
     def human(d):
         m = d["meter"]
         t = d["time"]
         con.write("DICAMM %s on %s, up %d s" % (d["firmware"], d["board"], d["uptime_s"]))
-        if m.get("ok"):
-            con.write("meter   %s @%s: %s W, import %s Wh, export %s Wh (age %.1f s)" % (
-                m["model"], m["address"], m["power_w"], m["import_wh"], m["export_wh"], m["age_s"] or 0))
+        if m.get("power_w") is not None:
+            con.write("meter   %s @%s: %s W, import %s Wh, export %s Wh (age %.1f s)%s" % (
+                m["model"], m["address"], m["power_w"], m["import_wh"], m["export_wh"], m["age_s"] or 0,
+                "" if m.get("ok") else ", LAST READ FAILED: %s" % m.get("error")))
+        elif "model" in m:
+            con.write("meter   %s @%s: no reading (%s)" % (m["model"], m["address"], m.get("error")))
         else:
             con.write("meter   FAULT: %s" % m.get("error"))
         if "bus" in d:
             b = d["bus"]
-            con.write("bus     %d transactions, errors %s" % (b["transactions"], b["errors"]))
+            con.write("bus     %d polls, %d failed; errors %s" % (b["polls"], b["failures"], json.dumps(b["errors"])))
         con.write("time    %s status %s (source %s)" % (t.get("iso") or t.get("unix"), t.get("status"), t.get("source")))
-        for part in ("controller", "outbox", "mqtt", "transactions"):
-            if part in d:
-                con.write("%-7s %s" % (part[:7], json.dumps(d[part])))
-        con.write("storage %d bytes in %d writes" % (d["storage"]["bytes_written"], d["storage"]["write_ops"]))
+        c = d.get("controller")
+        if c:
+            con.write("relay   %s, ruled by %s%s" % (c.get("state"), c.get("source"),
+                                                    ", faults: " + ",".join(c["faults"]) if c.get("faults") else ""))
+        o = d.get("outbox")
+        if o:
+            con.write("gateway %s events pending, %s acked%s" % (o.get("pending"), o.get("acked"),
+                                                               ", last error: %s" % o["last_error"] if o.get("last_error") else ""))
+        else:
+            con.write("gateway not configured")
+        q = d.get("mqtt")
+        if q:
+            con.write("mqtt    %s %s%s" % ("connected to" if q.get("connected") else "NOT connected to", q.get("broker"),
+                                          ", last error: %s" % q["last_error"] if q.get("last_error") else ""))
+        else:
+            con.write("mqtt    not configured")
+        n = d.get("net")
+        if n:
+            con.write("net     %s" % n.get("summary"))
+        x = d.get("transactions")
+        if x:
+            con.write("tx      %d records%s" % (x["records"], ", one open" if x["open"] else ""))
+        s = d["storage"]
+        con.write("storage %d bytes in %d writes%s" % (s["bytes_written"], s["write_ops"],
+                                                     ", %d kB free" % (s["free_bytes"] // 1024) if s["free_bytes"] is not None else ""))
         if d["faults"]:
             for k, v in d["faults"].items():
                 con.write("FAULT   %s: %s" % (k, v))
@@ -134,14 +194,19 @@ async def cmd_meter(con, args):
         if model != "custom" and model not in profiles.names():
             raise UsageError("unknown model '%s' (see 'meter list')" % model[:32])
         cfg = app.config
-        cfg.set("meter.model", model)
-        cfg.set("meter.address", args.pos[2])
-        if len(args.pos) > 3:
-            cfg.set("meter.baud", args.pos[3])
-        elif model != "custom":
-            cfg.set("meter.baud", profiles.get(model).get("baud", 9600))
-        if len(args.pos) > 4:
-            cfg.set("meter.parity", args.pos[4].upper())
+        old = cfg.export_json(False)
+        try:
+            cfg.set("meter.model", model)
+            cfg.set("meter.address", args.pos[2])
+            if len(args.pos) > 3:
+                cfg.set("meter.baud", args.pos[3])
+            elif model != "custom":
+                cfg.set("meter.baud", profiles.get(model).get("baud", 9600))
+            if len(args.pos) > 4:
+                cfg.set("meter.parity", args.pos[4].upper())
+        except Exception:
+            cfg.import_json(old, True)   # all or nothing
+            raise
         cfg.save()
         con.write("meter set: %s address %s, %s baud %s; takes effect after 'reboot'" % (
             model, cfg.get("meter.address"), cfg.get("meter.baud"), cfg.get("meter.parity")))
@@ -152,13 +217,41 @@ async def cmd_meter(con, args):
         raise UsageError("usage: meter read|list|set|scan")
 
 
+def _time_json(d):
+    # "unix" as seconds with exactly three decimals, printed from the integer
+    # ms (a board's single-precision float cannot hold it).
+    ms = d["unix_ms"]
+    d["unix"] = "@unix@"
+    return json.dumps(d).replace('"@unix@"', "%d.%03d" % (ms // 1000, ms % 1000))
+
+
+_STATUS_WORDS = {"S": "synchronised", "I": "informative (set by hand)", "U": "unknown"}
+
+
+def _time_human(con, d):
+    con.write("%s  status %s %s  source %s  offset %s ms  delay %s ms  sync age %s s" % (
+        d.get("iso") or d.get("unix"), d["status"], _STATUS_WORDS.get(d["status"], ""), d.get("source"),
+        d.get("offset_ms"), d.get("delay_ms"), d.get("age_s")))
+    for label, r in sorted(d.get("servers", {}).items()):
+        con.write("  %-22s %-8s %s" % (label, r.get("status"), r.get("reason") or "offset %s ms delay %s ms" % (
+            r.get("offset_ms"), r.get("delay_ms"))))
+    if d.get("suspect_step"):
+        sp = d["suspect_step"]
+        con.write("  WARNING: clock stepped by %d ms while synchronised (drift budget %d ms): all sources moved together"
+                  " or the clock failed; check the time sources" % (sp["by_ms"], sp["budget_ms"]))
+    if d.get("last_error"):
+        con.write("  last error: %s" % d["last_error"])
+
+
 def cmd_time(con, args):
     tk = con.app.timekeeper
     sub = args.pos[0] if args.pos else None
     if sub is None:
         d = tk.info()
-        con.emit(args, d, lambda d: con.write("%s  status %s  source %s  offset %s ms  delay %s ms  sync age %s s" % (
-            d.get("iso") or d.get("unix"), d["status"], d.get("source"), d.get("offset_ms"), d.get("delay_ms"), d.get("age_s"))))
+        if args.json:
+            con.write(_time_json(d))
+        else:
+            _time_human(con, d)
     elif sub == "set":
         if len(args.pos) < 2:
             raise UsageError("usage: time set UNIX_SECONDS|YYYY-MM-DDTHH:MM:SSZ")
@@ -174,6 +267,9 @@ async def _time_sync(con, args):
     ok = await con.app.timekeeper.sync_once()
     d = con.app.timekeeper.info()
     d["synced"] = bool(ok)
+    if args.json:
+        con.write(_time_json(d))
+        return
     con.emit(args, d, "time sync: %s, status %s, offset %s ms" % ("ok" if ok else "FAILED (%s)" % d.get("last_error"),
                                                                    d["status"], d.get("offset_ms")))
 
@@ -183,17 +279,130 @@ def _parse_time(text):
         return int(text) * 1000
     # YYYY-MM-DDTHH:MM:SSZ in UTC
     try:
-        from dicamm.localtime import unix_from_civil
-        y, mo, d = int(text[0:4]), int(text[5:7]), int(text[8:10])
+        from dicamm.localtime import unix_from_civil, parse_date
+        y, mo, d = parse_date(text[0:10])
+        if len(text) != 20 or text[10] != "T" or text[19] != "Z":
+            raise ValueError(text)
         h, mi, s = int(text[11:13]), int(text[14:16]), int(text[17:19])
+        if h > 23 or mi > 59 or s > 59:
+            raise ValueError(text)
     except (ValueError, IndexError):
         raise UsageError("time must be Unix seconds or YYYY-MM-DDTHH:MM:SSZ (UTC)")
     return unix_from_civil(y, mo, d, h, mi, s) * 1000
 
 
-def _journal_rows(j, decode, last):
-    rows = j.last(last)
-    return [decode(seq, payload) for seq, payload in rows]
+def _csv_text(v):
+    return str(v).replace(",", ";").replace("\n", " ")
+
+
+def _qh_line(con, r, prev):
+    # One human line of the load profile; prev: (boundary, import_wh) of the
+    # value before, for the energy of the interval.
+    from dicamm import localtime
+    b = r["boundary"] * 1000
+    when = "%s (%s)" % (localtime.iso_local(b), localtime.iso_utc(b)[11:16] + "Z")
+    if "gap" in r:
+        n = r.get("missed", 1)
+        more = "" if n == 1 else " (%d quarter hours, to %s)" % (n, localtime.iso_local(b + (n - 1) * 900000))
+        con.write("#%d %s  GAP: %s%s" % (r["seq"], when, r["gap"], more))
+        return
+    delta = "" if prev is None or prev[0] != r["boundary"] - 900 else "  +%d Wh" % (r["import_wh"] - prev[1])
+    notes = ""
+    if r["time_status"] != "S":
+        notes += "  (time %s: not legally timed)" % r["time_status"]
+    if r.get("late"):
+        notes += "  LATE: read %d ms after the boundary (law allows 9000)" % r["delay_ms"]
+    con.write("#%d %s  import %d Wh  export %d Wh%s  %s +%d ms%s" % (
+        r["seq"], when, r["import_wh"], r["export_wh"], delta, r["time_status"], r["delay_ms"], notes))
+
+
+class _JsonRows:
+    # One JSON object on one line, its "qh" list written row by row: a day
+    # or a long listing never has to fit in the heap at once (ESP32).
+    def __init__(self, con, as_json):
+        self.out = con.out if as_json else None
+        self.n = 0
+
+    def open(self, head):
+        if self.out is not None:
+            self.out.write(json.dumps(head)[:-1] + (", " if head else "") + '"qh": [')
+
+    def row(self, r):
+        if self.out is not None:
+            self.out.write((", " if self.n else "") + json.dumps(r))
+        self.n += 1
+
+    def close(self, tail):
+        if self.out is not None:
+            t = json.dumps(tail)
+            self.out.write("]" + (", " + t[1:] if tail else "}") + "\n")
+
+
+def _qh_day(con, args, j, decode):
+    # The values of one local calendar day (CET/CEST): boundaries in
+    # [local 00:00, next local 00:00), so 92, 96 or 100 of them. Gap records
+    # are expanded per boundary; boundaries never recorded count as missing.
+    from dicamm import localtime
+    if len(args.pos) < 2:
+        raise UsageError("usage: qh day YYYY-MM-DD [--json]")
+    try:
+        y, m, d = localtime.parse_date(args.pos[1])
+    except ValueError as e:
+        raise UsageError(str(e))
+    start, end = localtime.local_day_range_ms(y, m, d)
+    s0, s1 = start // 1000, end // 1000
+    expected = (end - start) // 900000
+    # first pass: the counts for the header (nothing kept in RAM)
+    values = gaps = legal = 0
+    for seq, payload in j.records(j.first_seq):
+        r = decode(seq, payload)
+        b = r["boundary"]
+        if "gap" in r:
+            for k in range(r["missed"]):
+                if s0 <= b + k * 900 < s1:
+                    gaps += 1
+        elif s0 <= b < s1:
+            values += 1
+            if r["time_status"] == "S" and not r["late"]:
+                legal += 1
+        if b >= s1:
+            break
+    head = {"date": args.pos[1], "start": s0, "end": s1, "expected": expected, "values": values,
+            "gaps": gaps, "not_recorded": expected - values - gaps, "legal": legal}
+    out = _JsonRows(con, args.json)
+    out.open(head)
+    if not args.json:
+        con.write("%s local (CET/CEST): %d quarter hours; %d values (%d legally timed), %d gaps, %d not recorded" % (
+            head["date"], expected, values, legal, gaps, head["not_recorded"]))
+    prev = None  # (boundary s, import_wh, export_wh) of the latest value
+    shown = None
+    for seq, payload in j.records(j.first_seq):
+        r = decode(seq, payload)
+        b = r["boundary"]
+        if "gap" in r:
+            for k in range(r["missed"]):
+                bk = b + k * 900
+                if s0 <= bk < s1:
+                    g = {"seq": seq, "boundary": bk, "gap": r["gap"],
+                         "local": localtime.iso_local(bk * 1000), "utc": localtime.iso_utc(bk * 1000)}
+                    out.row(g)
+                    if not args.json:
+                        _qh_line(con, g, None)
+            continue
+        if s0 <= b < s1:
+            if prev is not None and prev[0] == b - 900:
+                r["import_delta_wh"] = r["import_wh"] - prev[1]
+                r["export_delta_wh"] = r["export_wh"] - prev[2]
+            r["local"] = localtime.iso_local(b * 1000)
+            r["utc"] = localtime.iso_utc(b * 1000)
+            out.row(r)
+            if not args.json:
+                _qh_line(con, r, shown)
+                shown = (b, r["import_wh"])
+        prev = (b, r["import_wh"], r["export_wh"])
+        if b >= s1:
+            break
+    out.close({})
 
 
 def cmd_qh(con, args):
@@ -204,30 +413,34 @@ def cmd_qh(con, args):
     from dicamm import localtime
     j = app.loadprofile.journal
     last = args.int_flag("last", 8, 1, 10000)
-    if args.pos and args.pos[0] == "export":
-        con.write("seq,boundary_utc,boundary_local,import_wh,export_wh,time_status,delay_ms,gap")
+    sub = args.pos[0] if args.pos else None
+    if sub == "day":
+        return _qh_day(con, args, j, decode)
+    if sub == "export":
+        con.write("seq,boundary_utc,boundary_local,import_wh,export_wh,time_status,delay_ms,read_ms,late,gap,missed")
         for seq, payload in j.records(j.first_seq if "all" in args.flags else max(j.first_seq, j.next_seq - last)):
             r = decode(seq, payload)
-            con.write("%d,%s,%s,%s,%s,%s,%s,%s" % (
+            gap = "gap" in r
+            con.write("%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s" % (
                 seq, localtime.iso_utc(r["boundary"] * 1000), localtime.iso_local(r["boundary"] * 1000),
                 r.get("import_wh", ""), r.get("export_wh", ""), r.get("time_status", ""), r.get("delay_ms", ""),
-                r.get("gap", "")))
+                r.get("read_ms", ""), "" if gap else int(r["late"]), _csv_text(r["gap"]) if gap else "",
+                r["missed"] if gap else ""))
         return
-    rows = _journal_rows(j, decode, last)
+    if sub is not None:
+        raise UsageError("usage: qh [--last N] [--json] | qh day YYYY-MM-DD [--json] | qh export [--last N|--all]")
     if args.json:
-        con.write(json.dumps({"qh": rows, "first_seq": j.first_seq, "next_seq": j.next_seq, "evicted": j.evicted}))
+        out = _JsonRows(con, True)
+        out.open({})
+        for seq, payload in j.records(max(j.first_seq, j.next_seq - last)):
+            out.row(decode(seq, payload))
+        out.close({"first_seq": j.first_seq, "next_seq": j.next_seq, "evicted": j.evicted})
         return
     prev = None
-    for r in rows:
-        when = localtime.iso_local(r["boundary"] * 1000)
-        if "gap" in r:
-            con.write("#%d %s  GAP: %s" % (r["seq"], when, r["gap"]))
-            prev = None
-            continue
-        delta = "" if prev is None else "  +%d Wh" % (r["import_wh"] - prev)
-        legal = "" if r["time_status"] == "S" else "  (time %s: not legally timed)" % r["time_status"]
-        con.write("#%d %s  import %d Wh  export %d Wh%s%s" % (r["seq"], when, r["import_wh"], r["export_wh"], delta, legal))
-        prev = r["import_wh"]
+    for seq, payload in j.records(max(j.first_seq, j.next_seq - last)):
+        r = decode(seq, payload)
+        _qh_line(con, r, prev)
+        prev = None if "gap" in r else (r["boundary"], r["import_wh"])
 
 
 def cmd_config(con, args):
@@ -235,10 +448,20 @@ def cmd_config(con, args):
     sub = args.pos[0] if args.pos else "show"
     if sub == "show":
         d = cfg.as_dict(True)
-        con.emit(args, d, lambda d: [con.write("  %s = %s" % (k, json.dumps(d[k]))) for k in sorted(d)])
+        if len(args.pos) > 1:   # config show PREFIX
+            d = {k: v for k, v in d.items() if k.startswith(args.pos[1])}
+            if not d:
+                raise UsageError("no key starts with '%s' ('help config' lists them)" % args.pos[1][:32])
+        if args.json:
+            con.write(json.dumps(d))
+            return
+        for k in sorted(d):
+            con.write("  %s = %s%s" % (k, json.dumps(d[k]), "" if cfg.is_default(k) else "  (set)"))
+        for p in cfg.problems:
+            con.write("  note: " + p)
     elif sub == "set":
         if len(args.pos) < 3:
-            raise UsageError("usage: config set KEY VALUE")
+            raise UsageError("usage: config set KEY VALUE ('help config' lists the keys)")
         cfg.set(args.pos[1], " ".join(args.pos[2:]))
         cfg.save()
         con.write("%s = %s (saved; some keys take effect after 'reboot')" % (args.pos[1], json.dumps(cfg.as_dict(True).get(args.pos[1]))))
@@ -253,11 +476,11 @@ def cmd_config(con, args):
     elif sub == "import":
         if len(args.pos) < 2:
             raise UsageError("usage: config import '{...json...}'")
-        cfg.import_json(" ".join(args.pos[1:]))
+        changed = cfg.import_json(" ".join(args.pos[1:]))
         cfg.save()
-        con.write("config imported and saved")
+        con.write("config imported and saved: %s" % (", ".join(changed) or "nothing changed"))
     else:
-        raise UsageError("usage: config show|set|unset|export|import")
+        raise UsageError("usage: config show [PREFIX]|set|unset|export|import")
 
 
 def cmd_log(con, args):
@@ -272,9 +495,14 @@ def cmd_log(con, args):
 
 def cmd_unlock(con, args):
     if not args.pos:
-        raise UsageError("usage: unlock PIN")
+        raise UsageError("usage: unlock PIN | unlock --lock")
     con.unlock(args.pos[0])
-    con.write("unlocked for 10 minutes")
+    con.write("unlocked for 10 minutes ('unlock --lock' locks again)")
+
+
+def cmd_lock(con, args):
+    con.lock()
+    con.write("locked: changes need the service PIN again")
 
 
 def cmd_echo(con, args):
@@ -284,14 +512,22 @@ def cmd_echo(con, args):
 
 COMMANDS = {
     "echo": (cmd_echo, "echo TEXT: print TEXT (marks the end of output for scripts)", None),
-    "help": (cmd_help, "list commands; 'help COMMAND' for one", None),
-    "status": (cmd_status, "one screen: meter, bus, time, relay, gateway, MQTT, storage, faults [--json]", None),
-    "meter": (cmd_meter, "meter read [now] [--bus] | list | set MODEL ADDR [BAUD [PARITY]] | scan [--from A --to B --bauds 9600,2400]",
-              _changes_if("set"), ("from", "to", "bauds", "parities")),
+    "help": (cmd_help, "list commands; 'help COMMAND' for one [--json]", None),
+    "status": (cmd_status, "one screen: meter, bus, time, relay, gateway, MQTT, network, storage, faults [--json]", None),
+    "meter": (cmd_meter, "meter read [now] [--bus] | list | set MODEL ADDR [BAUD [PARITY]] | scan\n"
+              "meter read [now] [--bus] [--json]: the last reading ('now' reads the meter at once)\n"
+              "meter list [--json]: the meter models (profiles) this firmware knows\n"
+              "meter set MODEL ADDRESS [BAUD [PARITY]]: save the meter settings (PIN; takes effect after 'reboot')\n"
+              "meter scan [--from A] [--to B] [--bauds 9600,2400] [--parities N,E] [--json]: find meters on the\n"
+              "  bus (PIN); metering goes on between probes; Ctrl-C aborts",
+              _changes_if("set", "scan"), ("from", "to", "bauds", "parities")),
     "time": (cmd_time, "time | time set UNIX|ISO-UTC (status I) | time sync [--json]", _changes_if("set")),
     "qh": (cmd_qh, "quarter-hour load profile: qh [--last N] [--json] | qh export [--last N|--all] (CSV)", None),
-    "config": (cmd_config, "config show | set KEY VALUE | unset KEY | export | import JSON (secrets masked)",
+    "config": (cmd_config, "config show [PREFIX] | set KEY VALUE | unset KEY | export | import JSON (secrets masked)\n"
+               "set/unset/import need the service PIN; the keys with type and range:",
                _changes_if("set", "unset", "import")),
     "log": (cmd_log, "recent log lines [--last N] [--json]", None),
-    "unlock": (cmd_unlock, "unlock PIN: allow changes for 10 minutes when a service PIN is set", None),
+    "unlock": (cmd_unlock, "unlock PIN: allow changes for 10 minutes when a service PIN is set\n"
+               "three wrong PINs lock the console for 30 s, each further one for longer", None),
+    "lock": (cmd_lock, "lock: end an 'unlock' before the 10 minutes are over", None),
 }

@@ -16,8 +16,9 @@
 #
 # Timing: the task wakes _EARLY_MS of real time before a boundary, asks the
 # metering poller to leave the bus free, and then spins (yielding to the other
-# tasks) until legal time reaches the boundary, so the request goes out in the
-# same millisecond.
+# tasks) until legal time reaches the boundary plus its uncertainty (half the
+# last sync's round trip plus drift, while S), so the request goes out in the
+# first millisecond at which the boundary has surely passed.
 import json
 
 try:
@@ -34,6 +35,7 @@ TOLERANCE_MS = const(9000)   # 1 % of the period: what metering law allows
 _QH_S = const(900)
 _EARLY_MS = const(60)        # real ms: reserve the bus and spin before a boundary
 _RETRY_MS = const(200)       # real ms between reads of a failing meter
+_MAX_GUARD_MS = const(2000)  # at most this much of the tolerance for time uncertainty
 _ENERGY = ("import_wh", "export_wh")
 
 
@@ -171,13 +173,16 @@ class LoadProfile:
                 else:
                     self.pending_ms = self.last_boundary_ms + QH_MS
             pending = self.pending_ms
-            if now < pending:
+            # Never read before the true boundary: wait out the uncertainty
+            # of legal time (half the sync's round trip plus drift).
+            guard = tk.error_bound_ms() or 0
+            if now < pending + min(guard, _MAX_GUARD_MS):
                 if pending - now > 2 * QH_MS and self.last_boundary_ms is not None \
                         and pending == self.last_boundary_ms + QH_MS:
                     self._say("qh: clock is %d s behind the last recorded boundary; waiting for it"
                               % ((pending - now) // 1000))
                 self.metering.reserve(False)
-                await self._wait(pending)
+                await self._wait(pending + min(guard, _MAX_GUARD_MS))
                 continue
             if now - pending > TOLERANCE_MS:
                 # all boundaries b with now - b > tolerance, as one record

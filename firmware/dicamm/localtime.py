@@ -125,3 +125,24 @@ def quarters_in_local_day(y, m, d):
     # 96 normally, 92 on the spring-forward day, 100 on the fall-back day.
     start, end = local_day_range_ms(y, m, d)
     return (end - start) // QUARTER_MS
+
+
+def unix_from_civil(y, m, d, hh=0, mi=0, ss=0):
+    # Unix seconds of a UTC date and time.
+    return days_from_civil(y, m, d) * 86400 + hh * 3600 + mi * 60 + ss
+
+
+def parse_date(text):
+    # "YYYY-MM-DD" -> (y, m, d); ValueError if it is not a real date.
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        raise ValueError("date must be YYYY-MM-DD")
+    y, m, d = int(text[0:4]), int(text[5:7]), int(text[8:10])
+    if civil_from_days(days_from_civil(y, m, d)) != (y, m, d):
+        raise ValueError("no such date %s" % text)
+    return y, m, d
+
+
+def local_hm(unix_ms):
+    # "02:45+02:00": local clock time with its offset (CET +01:00, CEST +02:00).
+    f = local_fields(unix_ms)
+    return "%02d:%02d+%02d:00" % (f[3], f[4], f[7] // _HOUR_MS)

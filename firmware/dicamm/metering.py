@@ -30,6 +30,13 @@ class Metering:
         self.first_reading_ticks = None
         self.listeners = []        # callables(reading) after each good poll
         self.paused = False        # set while `meter scan` owns the bus
+        self.reserved = False      # set by the load profile just before a boundary
+
+    def reserve(self, on):
+        # The quarter-hour reading needs the bus at the boundary: while
+        # reserved, the poller starts no new transaction (one already running
+        # finishes first; the load profile reserves early enough for that).
+        self.reserved = on
 
     async def read_now(self, fields=None):
         # One read of the meter; raises ModbusError. Stamps with legal time when
@@ -65,6 +72,9 @@ class Metering:
         while True:
             if self.paused:
                 await asyncio.sleep_ms(100)
+                continue
+            if self.reserved:
+                await asyncio.sleep_ms(1)
                 continue
             try:
                 await self.read_now()

@@ -27,6 +27,9 @@ class SntpClient:
         self.clock = clock
         self._buf = bytearray(sntp_packet.PACKET_LEN)  # request and reply
         self.ignored = 0  # datagrams that were not the answer to our request
+        # One buffer serves every query: a console `time sync` running beside
+        # the background resync waits its turn instead of sharing it.
+        self._lock = asyncio.Lock()
 
     async def query(self, host, port=NTP_PORT, timeout_ms=1000):
         # -> (offset_ms, delay_ms, server, stratum); raises LinkError
@@ -40,7 +43,8 @@ class SntpClient:
             sock.setblocking(False)
             # connect() makes the kernel drop datagrams from other addresses
             sock.connect(addr)
-            return await self._exchange(sock, host, timeout_ms)
+            async with self._lock:
+                return await self._exchange(sock, host, timeout_ms)
         except OSError as e:
             raise LinkError("%s: %r" % (host, e))
         finally:

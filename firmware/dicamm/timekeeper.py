@@ -90,6 +90,8 @@ class TimeKeeper:
         self.last_error = None
         self.syncs = 0
         self._kod = {}  # label -> rounds to skip (-1: for good)
+        self.last_step = None  # (legal ms after the step, step ms)
+        self.suspect_step = None
 
     # --- config -------------------------------------------------------------
     def _cfg(self, key, default):
@@ -162,7 +164,11 @@ class TimeKeeper:
 
     def set_manual(self, unix_ms):
         # The installer sets the time by hand: informative, never S.
+        by = unix_ms - self.clock.wall_ms()
         self.clock.set_wall_ms(unix_ms)
+        if abs(by) > _AGREE_MIN_MS:
+            self.last_step = (unix_ms, by)
+        self.suspect_step = None
         self._manual = True
         self._synced = False
         self.source = "manual"
@@ -241,6 +247,7 @@ class TimeKeeper:
             return False
         label, offset, delay, stratum = chosen
         clock = self.clock
+        self._note_step(offset, delay)
         clock.set_wall_ms(clock.wall_ms() + offset)
         self._synced = True
         self._manual = False
@@ -254,6 +261,38 @@ class TimeKeeper:
         self.syncs += 1
         self.last_error = None
         return True
+
+    def _note_step(self, offset, delay):
+        # What the firmware can say about a step it is about to make. While S,
+        # our own clock cannot be further off than the drift budget: a larger
+        # step means the sources moved (all together: a false sync we cannot
+        # outvote) or our clock failed. It is taken (the sources are the
+        # majority) but kept visible in `time` as suspect_step until the next
+        # manual set, and every step is remembered for the load profile's gaps.
+        left = self._fresh_left_ms()
+        if left is not None and left >= 0:
+            max_drift, ppb = self._budget()
+            budget = self._age * ppb // 1000000000 + delay + _AGREE_MIN_MS
+            if abs(offset) > budget:
+                self.suspect_step = {"by_ms": offset, "budget_ms": budget, "at_ms": self.clock.wall_ms() + offset}
+                self.last_error = "time stepped by %d ms while synchronised (drift budget %d ms): check the time sources" % (
+                    offset, budget)
+        if abs(offset) > _AGREE_MIN_MS:
+            self.last_step = (self.clock.wall_ms() + offset, offset)
+
+    def error_bound_ms(self):
+        # How far legal time may be off UTC now, while S (else None): half the
+        # round trip of the sync (the offset is only known to +-delay/2) plus
+        # the worst drift since.
+        left = self._fresh_left_ms()
+        if left is None or left < 0 or self.delay_ms is None:
+            return None
+        _, ppb = self._budget()
+        return (self.delay_ms + 1) // 2 + self._age * ppb // 1000000000
+
+    def steps_since(self, unix_ms):
+        # True if the clock was stepped (by more than 0.5 s) at or after unix_ms.
+        return self.last_step is not None and self.last_step[0] >= unix_ms
 
     def _vote(self, cands):
         n = len(cands)
@@ -316,10 +355,19 @@ class TimeKeeper:
         # For `time --json`.
         now, st = self.stamp()
         age = self._age_ms()
+        left = self._fresh_left_ms()
+        from dicamm.localtime import iso_utc
         return {
+            # unix: seconds with fraction; a board's single-precision float
+            # cannot hold that, so the console prints unix_ms as "%d.%03d".
             "unix": now / 1000 if platform.UNIX else now // 1000,
             "unix_ms": now,
+            "iso": iso_utc(now, True),
             "status": st,
+            "s_left_s": None if left is None or left < 0 else left // 1000,
+            "error_ms": self.error_bound_ms(),
+            "manual": self._manual,
+            "suspect_step": self.suspect_step,
             "source": self.source,
             "offset_ms": self.offset_ms,
             "delay_ms": self.delay_ms,
