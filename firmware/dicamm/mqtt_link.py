@@ -14,8 +14,6 @@
 # link fault ends in one place (run -> _drop), so metering and control never
 # wait on the network.
 import json
-import socket
-import struct
 import time
 
 try:
@@ -24,9 +22,10 @@ except ImportError:  # pragma: no cover
     import uasyncio as asyncio
 
 from micropython import const
-from umqtt.simple import MQTTClient, MQTTException
+from umqtt.simple import MQTTException
 
 from dicamm import mqtt_cmd
+from dicamm.mqtt_client import Client
 from dicamm.errors import CommandError, ConfigError, LinkError
 
 # "event/gateway" carries the gateway's record of each acknowledged TAF16 event.
@@ -45,171 +44,10 @@ _QH_GUARD_MS = const(3000)    # no (blocking) connect this close to a quarter ho
 _RECENT = const(8)            # commands remembered for duplicate ids
 _MAX_ACKS = const(8)
 
-_IN_PROGRESS = (115, 119, 36)  # EINPROGRESS: Linux, lwIP (ESP32), BSD
 _IO_POLL_MS = const(10)
 
 _CONNACK = {1: "unacceptable protocol version", 2: "client id rejected", 3: "server unavailable",
             4: "bad user name or password", 5: "not authorized"}
-
-
-class _Sock:
-    # umqtt.simple calls setblocking(False) for one byte, then setblocking(True)
-    # for the rest of the packet. Here True means "with a deadline". Also keeps
-    # the times of the last byte in and out (keepalive) and the first byte of the
-    # packet being read (its RETAIN flag).
-    def __init__(self, raw, stream, timeout_ms):
-        self.raw = raw
-        self.s = stream
-        self.timeout = timeout_ms / 1000
-        self.rx_ms = self.tx_ms = time.ticks_ms()
-        self.idle = False
-        self.first = 0
-        self._last1 = 0
-        self._blocking = True
-        raw.settimeout(self.timeout)
-
-    def setblocking(self, flag):
-        if flag:
-            self.raw.settimeout(self.timeout)
-            self.first = self._last1
-        else:
-            self.raw.setblocking(False)
-        self._blocking = flag
-
-    def read(self, n):
-        d = self.s.read(n)
-        if d is None:
-            if self._blocking:
-                raise LinkError("timeout reading from the broker")
-            self.idle = True
-            return None
-        if d:
-            self.rx_ms = time.ticks_ms()
-            if n == 1:
-                self._last1 = d[0]
-        return d
-
-    def write(self, buf, n=None):
-        if n is not None and n < len(buf):
-            buf = memoryview(buf)[:n]
-        k = self.s.write(buf)
-        if k is not None and k < len(buf):
-            raise LinkError("short write to the broker")
-        self.tx_ms = time.ticks_ms()
-        return k
-
-    def close(self):
-        for s in (self.s, self.raw):
-            try:
-                s.close()
-            except OSError:
-                pass
-
-
-def _mqtt_str(s):
-    return struct.pack("!H", len(s)) + s
-
-
-class _Client(MQTTClient):
-    def __init__(self, client_id, server, port, user, password, keepalive, ssl, ssl_params, timeout_ms):
-        MQTTClient.__init__(self, client_id, server, port, user, password, keepalive, ssl, ssl_params)
-        self.timeout_ms = timeout_ms
-        self._hdr = bytearray(256)
-
-    # umqtt.simple's connect() in three steps, so that the link can await the
-    # slow parts (TCP connect, CONNACK) instead of blocking the loop on them:
-    # open() starts a non-blocking TCP connect; start() (once the socket is
-    # writable) does the TLS handshake (blocking, with the deadline) and sends
-    # CONNECT; finish() (once data is there) reads the CONNACK.
-    def open(self):
-        addr = socket.getaddrinfo(self.server, self.port)[0][-1]
-        raw = socket.socket()
-        self.raw = raw
-        raw.setblocking(False)
-        try:
-            raw.connect(addr)
-        except OSError as e:
-            if e.args[0] not in _IN_PROGRESS:
-                raw.close()
-                raise
-        return raw
-
-    def start(self, clean_session=True):
-        raw = self.raw
-        try:
-            raw.settimeout(self.timeout_ms / 1000)
-            stream = raw
-            if self.ssl:
-                import ussl
-                stream = ussl.wrap_socket(raw, **self.ssl_params)
-        except Exception:
-            raw.close()
-            raise
-        self.sock = _Sock(raw, stream, self.timeout_ms)
-        self.pid = 0
-        flags = clean_session << 1
-        pl = _mqtt_str(self.client_id)
-        if self.lw_topic:
-            flags |= 0x04 | self.lw_qos << 3 | self.lw_retain << 5
-            pl += _mqtt_str(self.lw_topic) + _mqtt_str(self.lw_msg)
-        if self.user is not None:
-            flags |= 0x80
-            pl += _mqtt_str(self.user)
-            if self.pswd is not None:
-                flags |= 0x40
-                pl += _mqtt_str(self.pswd)
-        body = b"\x00\x04MQTT\x04" + bytes((flags,)) + struct.pack("!H", self.keepalive) + pl
-        n = self._fixed_header(0x10, len(body))
-        self.sock.write(self._hdr, n)
-        self.sock.write(body)
-
-    def finish(self):
-        resp = self.sock.read(4)
-        if len(resp) != 4 or resp[0] != 0x20 or resp[1] != 2:
-            raise LinkError("no CONNACK from the broker")
-        if resp[3]:
-            raise MQTTException(resp[3])
-        return resp[2] & 1
-
-    def subscribe_nowait(self, topic, qos):
-        # SUBSCRIBE without waiting for the SUBACK (the link's reader skips it).
-        self.pid = self.pid % 65535 + 1
-        body = struct.pack("!H", self.pid) + _mqtt_str(topic) + bytes((qos,))
-        n = self._fixed_header(0x82, len(body))
-        self.sock.write(self._hdr, n)
-        self.sock.write(body)
-
-    def _fixed_header(self, first, size):
-        h = self._hdr
-        h[0] = first
-        i = 1
-        while size > 0x7F:
-            h[i] = (size & 0x7F) | 0x80
-            size >>= 7
-            i += 1
-        h[i] = size
-        return i + 1
-
-    def publish(self, topic, msg, retain=False, qos=0):
-        # Returns the packet id (QoS 1) without waiting for the PUBACK.
-        sz = 2 + len(topic) + len(msg) + (2 if qos else 0)
-        i = self._fixed_header(0x30 | qos << 1 | retain, sz)
-        h = self._hdr
-        if i + 4 + len(topic) > len(h):
-            raise LinkError("topic too long")
-        struct.pack_into("!H", h, i, len(topic))
-        i += 2
-        h[i:i + len(topic)] = topic
-        i += len(topic)
-        pid = 0
-        if qos:
-            self.pid = self.pid % 65535 + 1
-            pid = self.pid
-            struct.pack_into("!H", h, i, pid)
-            i += 2
-        self.sock.write(h, i)
-        self.sock.write(msg)
-        return pid
 
 
 def _with_seq(seq, payload):
@@ -464,7 +302,7 @@ class MqttLink:
             await asyncio.sleep_ms(_IO_POLL_MS)
 
     async def _try_connect(self):
-        c = _Client(_b(self._get("mqtt.client_id") or "dicamm-" + self.device_id), self.host, self.port,
+        c = Client(_b(self._get("mqtt.client_id") or "dicamm-" + self.device_id), self.host, self.port,
                     _b(self._get("mqtt.user")), _b(self._get("mqtt.password")),
                     int(self._get("mqtt.keepalive_s", 60)), self.tls, None, int(self._get("mqtt.timeout_ms", 3000)))
         try:
@@ -738,29 +576,8 @@ class MqttLink:
             self._acks.pop(0)
 
     # -- Home Assistant discovery -------------------------------------------
+
     def _discovery(self):
-        base = self._get("mqtt.discovery_prefix", "homeassistant")
-        uid = "dicamm_" + self.device_id
-        dev = {"identifiers": [uid], "name": "DICAMM " + self.device_id, "manufacturer": "DICAMM"}
-        try:
-            from dicamm import VERSION
-            dev["sw_version"] = VERSION
-        except ImportError:
-            pass
-        meter = self.prefix + "meter"
-        state = self.prefix + "state"
-        ents = (("sensor", "power", "Power", meter, "{{ value_json.power_w }}",
-                 {"device_class": "power", "unit_of_measurement": "W", "state_class": "measurement"}),
-                ("sensor", "energy_import", "Energy import", meter, "{{ value_json.import_wh }}",
-                 {"device_class": "energy", "unit_of_measurement": "Wh", "state_class": "total_increasing"}),
-                ("sensor", "energy_export", "Energy export", meter, "{{ value_json.export_wh }}",
-                 {"device_class": "energy", "unit_of_measurement": "Wh", "state_class": "total_increasing"}),
-                ("binary_sensor", "relay", "Relay", state, "{{ value_json.relay }}",
-                 {"device_class": "power", "payload_on": "on", "payload_off": "off"}),
-                ("sensor", "mode", "Mode", state, "{{ value_json.mode }}", {"icon": "mdi:tune"}))
-        for comp, key, label, topic, tpl, extra in ents:
-            cfg = {"name": label, "unique_id": uid + "_" + key, "object_id": uid + "_" + key,
-                   "state_topic": topic, "value_template": tpl, "availability_topic": self.prefix + "status",
-                   "payload_available": "online", "payload_not_available": "offline", "device": dev}
-            cfg.update(extra)
-            self._send(("%s/%s/%s/%s/config" % (base, comp, uid, key)).encode(), json.dumps(cfg).encode(), True)
+        from dicamm.mqtt_discovery import messages
+        for topic, payload in messages(self._get("mqtt.discovery_prefix", "homeassistant"), self.prefix, self.device_id):
+            self._send(topic, payload, True)
