@@ -3,6 +3,8 @@
 # PIN for commands that change things, and dispatches to the command groups in
 # cli_*.py. Every read-only command takes --json and then prints exactly one
 # JSON object on one line. A bad line gets a one-line error; nothing crashes.
+# Long commands run as their own task: Ctrl-C aborts them, and dialogs (the
+# setup wizard) take their answers with `await console.ask(prompt)`.
 import json
 import sys
 import time
@@ -15,8 +17,11 @@ except ImportError:  # pragma: no cover
 from micropython import const
 
 from dicamm.errors import DicammError
+from dicamm.platform import UNIX
 
 _MAX_LINE = const(512)
+_QUEUE_CHARS = const(4096)   # lines waiting for the console (a pasted block)
+_BURST = const(256)          # bytes read before the other tasks get a turn
 _PIN_TRIES = const(3)
 _PIN_LOCK_MS = const(30000)
 _UNLOCK_MS = const(600000)
@@ -89,27 +94,123 @@ class Args:
         return n
 
 
+class LineEditor:
+    # Console bytes in, finished lines out. Backspace edits, escape sequences
+    # (arrow keys) are skipped, an over-long line is refused whole, CR LF counts
+    # once. feed(c) -> None while typing, a str when Enter ends a line, a
+    # UsageError for a line that cannot be used, or INTR for Ctrl-C.
+    def __init__(self, echo=None):
+        self.buf = bytearray(_MAX_LINE)
+        self.n = 0
+        self.overflow = False
+        self.esc = 0
+        self.last = 0
+        self.echo = echo     # callable(bytes) when the console echoes, else None
+        self.mask = False    # echo '*' (passwords)
+
+    def partial(self):
+        return self.n
+
+    def drop(self):
+        self.n = 0
+        self.overflow = False
+        self.esc = 0
+
+    def feed(self, c):
+        last = self.last
+        self.last = c
+        if self.esc and c in (3, 10, 13):
+            self.esc = 0   # a broken sequence must not swallow the line end
+        if self.esc:
+            # ESC [ ... final byte 0x40-0x7E; ESC O x; ESC x
+            if self.esc == 1:
+                self.esc = 2 if c in (0x5B, 0x4F) else 0
+            elif 0x40 <= c <= 0x7E:
+                self.esc = 0
+            return None
+        if c == 27:
+            self.esc = 1
+            return None
+        if c in (10, 13):
+            if c == 10 and last == 13:
+                return None
+            if self.echo:
+                self.echo(b"\n")
+            n = self.n
+            over = self.overflow
+            self.drop()
+            if over:
+                return UsageError("line too long (max %d characters): ignored" % _MAX_LINE)
+            try:
+                return bytes(self.buf[:n]).decode()
+            except UnicodeError:
+                return UsageError("line is not text: ignored")
+        if c == 3:
+            self.drop()
+            if self.echo:
+                self.echo(b"^C\n")
+            return INTR
+        if c in (8, 127):
+            if self.n and not self.overflow:
+                self.n -= 1
+                if self.echo:
+                    self.echo(b"\b \b")
+            return None
+        if c == 21:  # Ctrl-U: kill the line
+            if self.echo and self.n:
+                self.echo(b"\b \b" * self.n)
+            self.drop()
+            return None
+        if c < 32 and c != 9:
+            return None   # other control characters: ignored
+        if self.n < _MAX_LINE:
+            self.buf[self.n] = c
+            self.n += 1
+            if self.echo:
+                self.echo(b"*" if self.mask else bytes((c,)))
+        elif not self.overflow:
+            self.overflow = True
+            if self.echo:
+                self.echo(b"\a")
+        return None
+
+
+INTR = UsageError("interrupted")
+
+# Linux termios bits (MicroPython's termios module exports few names).
+_LFLAG_OFF = const(0o100073)   # ISIG ICANON ECHO ECHOE ECHOK IEXTEN
+_IFLAG_OFF = const(0o3740)     # ISTRIP INLCR IGNCR ICRNL IXON
+_VMIN = const(6)
+_VTIME = const(5)
+
+
 class Console:
     def __init__(self, app, stream_in=None, out=None):
         self.app = app
         self.inp = stream_in or sys.stdin
         self.out = out or sys.stdout
-        self.groups = []      # modules with COMMANDS = {name: (fn, help, changes)}
+        self.groups = []      # modules with COMMANDS = {name: (fn, help, changes[, options])}
         self.aliases = {"?": "help", "st": "status", "m": "meter", "t": "time", "r": "relay",
                         "cfg": "config", "ev": "event", "sched": "schedule"}
         self._bad_pins = 0
         self._pin_locked_until = None
         self._unlocked_until = None
-        self.prompt = False
-        self.busy = None      # the running long command's task (scan)
-        self._pending = b""
+        self.prompt = False   # print "dicamm> " (interactive console: board, or a tty)
+        self.busy = None      # the running long command's task (scan, setup)
+        self.editor = LineEditor()
+        self._queue = []      # finished lines not yet used (typed ahead, or pasted)
+        self._queued = 0      # their characters, bounded by _QUEUE_CHARS
+        self._want = False    # a dialog waits in ask()
         self._poll = None
         self._read = None
+        self._tty_saved = None
         self.lines = 0
         self.errors = 0
 
     def add(self, module):
         self.groups.append(module)
+        for k, v in getattr(module, "ALIASES", {}).items():
+            self.aliases.setdefault(k, v)
 
     def lookup(self, name):
         name = self.aliases.get(name, name)
@@ -122,6 +223,13 @@ class Console:
     def write(self, text):
         self.out.write(text)
         self.out.write("\n")
+
+    def _echo(self, b):
+        w = getattr(self.out, "buffer", None)
+        if w is not None:
+            w.write(b)
+        else:
+            self.out.write(b.decode())
 
     def emit(self, args, obj, human=None):
         # One JSON object on one line with --json, else the human text.
@@ -158,6 +266,7 @@ class Console:
             self._bad_pins += 1
             if self._bad_pins >= _PIN_TRIES:
                 self._pin_locked_until = time.ticks_add(now, _PIN_LOCK_MS * (self._bad_pins - _PIN_TRIES + 1))
+            self.app.info("console: wrong service PIN (%d in a row)" % self._bad_pins)
             raise UsageError("wrong PIN")
         self._bad_pins = 0
         self._pin_locked_until = None
@@ -166,6 +275,9 @@ class Console:
     def unlock(self, pin):
         self.check_pin(pin)
         self._unlocked_until = time.ticks_add(self._now(), _UNLOCK_MS)
+
+    def lock(self):
+        self._unlocked_until = None
 
     # -- dispatch --------------------------------------------------------
     async def handle(self, line):
@@ -198,88 +310,182 @@ class Console:
             self.error("internal error in '%s': %s: %s" % (name, e.__class__.__name__, e), args)
             self.app.info("console: %r while running %s" % (e, name))
 
-    def _readable(self):
+    # -- input -----------------------------------------------------------
+    def _setup_io(self):
         try:
             import select
             p = select.poll()
             p.register(self.inp, select.POLLIN)
-            return p
-        except (ImportError, OSError, TypeError):
+            self._poll = p
+        except (ImportError, OSError, TypeError, AttributeError):
+            self._poll = None
+        self._read = self.inp.buffer.read if hasattr(self.inp, "buffer") else self.inp.read
+        if not UNIX:
+            self.prompt = True   # the board's USB serial: a person with a terminal
+        elif sys.platform == "linux":
+            self.prompt = self._raw_tty()
+        if self.prompt:
+            self.editor.echo = self._echo
+
+    def _raw_tty(self):
+        # stdin is a terminal (a person, or a test on a pty): character mode
+        # without the tty's echo and signals, so that Ctrl-C arrives as a byte
+        # and aborts a command instead of killing the firmware. Output keeps
+        # its LF -> CR LF mapping. Not a terminal (a pipe): lines as they come.
+        try:
+            import termios
+            fd = self.inp.fileno()
+            a = termios.tcgetattr(fd)
+            self._tty_saved = (fd, [a[0], a[1], a[2], a[3], a[4], a[5], list(a[6])])
+            a[0] &= ~_IFLAG_OFF
+            a[3] &= ~_LFLAG_OFF
+            a[6][_VMIN] = 1
+            a[6][_VTIME] = 0
+            termios.tcsetattr(fd, termios.TCSANOW, a)
+            return True
+        except Exception:
+            self._tty_saved = None
+            return False
+
+    def restore_tty(self):
+        # Give the terminal back as it was (before the process exits).
+        if self._tty_saved is not None:
+            try:
+                import termios
+                termios.tcsetattr(self._tty_saved[0], termios.TCSANOW, self._tty_saved[1])
+            except Exception:
+                pass
+            self._tty_saved = None
+
+    def _ctrl_c_as_byte(self, on):
+        # On a board Ctrl-C normally raises KeyboardInterrupt (mpremote uses it
+        # to stop the firmware). While a command runs it must abort just that
+        # command, so it becomes an ordinary byte for that time.
+        if not UNIX:
+            try:
+                import micropython
+                micropython.kbd_intr(-1 if on else 3)
+            except (ImportError, AttributeError):
+                pass
+
+    def _byte(self):
+        # The next console byte, None when none is waiting, -1 at end of input.
+        if self._poll is None or not self._poll.poll(0):
             return None
+        try:
+            b = self._read(1)
+        except OSError:   # the terminal went away (pty closed)
+            return -1
+        if not b:
+            return -1
+        return b[0] if isinstance(b, (bytes, bytearray)) else ord(b)
+
+    def _enqueue(self, item):
+        n = len(item) if isinstance(item, str) else 16
+        if self._queued + n > _QUEUE_CHARS:
+            self.error("input too fast: a line was dropped")
+            return
+        self._queue.append(item)
+        self._queued += n
+
+    def _dequeue(self):
+        item = self._queue.pop(0)
+        self._queued -= len(item) if isinstance(item, str) else 16
+        return item
+
+    def _pump(self):
+        # Reads what is waiting (at most _BURST bytes, then the other tasks get
+        # a turn). Finished lines go to the queue. -> "intr" on Ctrl-C, "eof" at
+        # end of input, None otherwise.
+        for _ in range(_BURST):
+            c = self._byte()
+            if c is None:
+                return None
+            if c < 0:
+                return "eof"
+            r = self.editor.feed(c)
+            if r is None:
+                continue
+            if r is INTR:
+                self._queue = []
+                self._queued = 0
+                return "intr"
+            self._enqueue(r)
+        return None
+
+    async def ask(self, prompt, default=None, secret=False):
+        # The next line typed at the console, for a dialog that runs as a
+        # command (setup, factory-reset, cert load). Enter gives `default`
+        # (when one is given). Ctrl-C cancels the dialog's task.
+        shown = ""
+        if default not in (None, ""):
+            shown = " [%s]" % ("***" if secret else default)
+        while True:
+            self.out.write("%s%s: " % (prompt, shown))
+            self._want = True
+            self.editor.mask = secret
+            try:
+                while not self._queue:
+                    await asyncio.sleep_ms(10)
+            finally:
+                self._want = False
+                self.editor.mask = False
+            a = self._dequeue()
+            if isinstance(a, Exception):
+                self.error(str(a))
+                continue
+            a = a.strip()
+            if not a and default is not None:
+                return default
+            return a
 
     async def _run_abortable(self, coro):
-        # Long commands (a bus scan) run as their own task; meanwhile the
-        # console keeps reading: Ctrl-C cancels, other input waits its turn.
+        # Long commands (a bus scan, the wizard) run as their own task;
+        # meanwhile the console keeps reading: Ctrl-C cancels, lines wait in
+        # the queue (ask() takes them, else they run after the command).
         task = asyncio.create_task(coro)
         self.busy = task
+        self._ctrl_c_as_byte(True)
         try:
             while not task.done():
-                while self._poll is not None and self._poll.poll(0):
-                    b = self._read(1)
-                    if not b:
-                        break
-                    if b[0] == 3:
-                        task.cancel()
-                    else:
-                        self._pending += b
-                await asyncio.sleep_ms(20)
+                if self._pump() == "intr":
+                    task.cancel()
+                await asyncio.sleep_ms(10)
             try:
                 await task
             except asyncio.CancelledError:
                 self.write("aborted")
         finally:
+            self._ctrl_c_as_byte(False)
             self.busy = None
 
-    def _byte(self):
-        if self._pending:
-            c = self._pending[0]
-            self._pending = self._pending[1:]
-            return c
-        if self._poll is None or not self._poll.poll(0):
-            return None
-        b = self._read(1)
-        if not b:
-            return -1
-        return b[0] if isinstance(b, (bytes, bytearray)) else ord(b)
+    def _show_prompt(self):
+        if self.prompt:
+            self.out.write("dicamm> ")
 
     async def run(self):
-        self._poll = self._readable()
-        self._read = self.inp.buffer.read if hasattr(self.inp, "buffer") else self.inp.read
-        buf = bytearray(_MAX_LINE)
-        n = 0
-        overflow = False
-        while True:
-            c = self._byte()
-            if c is None:
-                await asyncio.sleep_ms(10)
-                continue
-            if c < 0:  # end of input: keep the firmware running without a console
-                while True:
-                    await asyncio.sleep_ms(3600000)
-            if c in (10, 13):
-                if overflow:
-                    self.error("line too long (max %d characters): ignored" % _MAX_LINE)
-                elif n:
-                    try:
-                        line = bytes(buf[:n]).decode()
-                    except UnicodeError:
-                        line = None
-                        self.error("line is not text: ignored")
-                    if line is not None:
-                        await self.handle(line)
-                n = 0
-                overflow = False
-                if self.prompt:
-                    self.out.write("dicamm> ")
+        self._setup_io()
+        if self.prompt:
+            self.write("DICAMM console: 'help' lists the commands, 'setup' commissions the device.")
+            self._show_prompt()
+        try:
+            while True:
+                if not self._queue:
+                    st = self._pump()
+                    if st == "eof":   # end of input: the firmware runs on without a console
+                        while True:
+                            await asyncio.sleep_ms(3600000)
+                    if st == "intr":
+                        self._show_prompt()
+                    if not self._queue:
+                        await asyncio.sleep_ms(10 if not self.editor.partial() else 5)
+                    continue
+                item = self._dequeue()
+                if isinstance(item, Exception):
+                    self.error(str(item))
+                elif item:
+                    await self.handle(item)
+                self._show_prompt()
                 await asyncio.sleep_ms(0)  # let the other tasks run between lines
-            elif c == 3:   # Ctrl-C drops the half-typed line
-                n = 0
-                overflow = False
-            elif c in (8, 127):
-                n = max(0, n - 1)
-            elif n < _MAX_LINE:
-                if c >= 32 or c == 9:
-                    buf[n] = c
-                    n += 1
-            else:
-                overflow = True
+        finally:
+            self.restore_tty()

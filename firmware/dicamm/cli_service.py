@@ -1,0 +1,361 @@
+# Console commands for commissioning and diagnosis: net, cert, selftest,
+# reboot, factory-reset and the setup wizard. The heavy parts (selftest.py,
+# wizard.py) are imported only when used, to keep the ESP32 heap free.
+# Code that only runs on a board (network, machine) is imported inside the
+# functions that need it, so this module imports cleanly on the unix port.
+import json
+import os
+import sys
+
+from dicamm import fsutil, pem
+from dicamm.cli import UsageError
+from dicamm.platform import UNIX
+
+CERT_KEYS = ("han.ca", "han.cert", "han.key", "mqtt.ca", "mqtt.cert", "mqtt.key")
+_SHORT = {"ca": "han.ca", "cert": "han.cert", "key": "han.key"}
+_PEM_MAX = 8192
+
+
+def _on_board(app):
+    return not UNIX and app.board.get("chip") is not None
+
+
+# -- network ----------------------------------------------------------------
+def _lan(net):
+    # The board's Ethernet interface from its pin table (ESP32 internal MAC).
+    import machine
+    import network
+    return network.LAN(mdc=machine.Pin(net["mdc"]), mdio=machine.Pin(net["mdio"]),
+                       phy_type=getattr(network, net.get("phy", "PHY_LAN8720")), phy_addr=net.get("phy_addr", 0))
+
+
+def net_info(app):
+    # -> dict with "kind" and a one-line "summary" (status screen, net, selftest).
+    cfg = app.config
+    net = app.board.get("net") or {}
+    d = {"kind": net.get("kind", "none"), "ssid": cfg.get("net.ssid"), "hostname": cfg.get("net.hostname")}
+    if not _on_board(app):
+        d["kind"] = "host"
+        d["summary"] = "unix port: the host's network is used (configured: ssid %s, hostname %s - used on a board)" % (
+            json.dumps(d["ssid"]), json.dumps(d["hostname"]))
+        return d
+    try:
+        import network
+        if d["kind"] == "wifi":
+            w = network.WLAN(network.STA_IF)
+            d["active"] = w.active()
+            d["connected"] = w.isconnected()
+            if d["connected"]:
+                d["ip"], d["netmask"], d["gateway"], d["dns"] = w.ifconfig()
+                try:
+                    d["rssi"] = w.status("rssi")
+                except Exception:
+                    pass
+            d["summary"] = "Wi-Fi %s: %s" % (d["ssid"] or "(no ssid set)", "connected, %s, %s dBm" % (
+                d["ip"], d.get("rssi")) if d["connected"] else "NOT connected (status %s)" % w.status())
+        elif d["kind"] == "ethernet":
+            lan = _lan(net)
+            d["active"] = lan.active()
+            d["connected"] = lan.isconnected()
+            if d["connected"]:
+                d["ip"], d["netmask"], d["gateway"], d["dns"] = lan.ifconfig()
+            d["summary"] = "Ethernet: %s" % ("connected, %s" % d["ip"] if d["connected"] else "no link or no address")
+        else:
+            d["summary"] = "this board has no network interface"
+    except Exception as e:   # no network module, or the interface refuses
+        d["error"] = "%s: %s" % (e.__class__.__name__, e)
+        d["summary"] = "%s: %s" % (d["kind"], d["error"])
+    return d
+
+
+async def net_connect(app, timeout_ms=20000):
+    # Bring the board's interface up with the configured settings; -> net_info.
+    import time
+    try:
+        import asyncio
+    except ImportError:  # pragma: no cover
+        import uasyncio as asyncio
+    if not _on_board(app):
+        return net_info(app)
+    import network
+    cfg = app.config
+    net = app.board.get("net") or {}
+    if cfg.get("net.hostname"):
+        try:
+            network.hostname(cfg.get("net.hostname"))
+        except (AttributeError, ValueError, OSError):
+            pass
+    if net.get("kind") == "wifi":
+        if not cfg.get("net.ssid"):
+            raise UsageError("set the Wi-Fi name first: net set ssid NAME")
+        w = network.WLAN(network.STA_IF)
+        w.active(True)
+        if w.isconnected():
+            w.disconnect()
+        w.connect(cfg.get("net.ssid"), cfg.get("net.password"))
+        iface = w
+    elif net.get("kind") == "ethernet":
+        iface = _lan(net)
+        iface.active(True)
+    else:
+        raise UsageError("this board has no network interface")
+    t0 = time.ticks_ms()
+    while not iface.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
+        await asyncio.sleep_ms(200)
+    return net_info(app)
+
+
+def cmd_net(con, args):
+    app = con.app
+    sub = args.pos[0] if args.pos else None
+    if sub is None:
+        d = net_info(app)
+        con.emit(args, d, d["summary"])
+    elif sub == "set":
+        if len(args.pos) < 3 or args.pos[1] not in ("ssid", "password", "hostname"):
+            raise UsageError("usage: net set ssid|password|hostname VALUE")
+        key = "net." + args.pos[1]
+        app.config.set(key, " ".join(args.pos[2:]))
+        app.config.save()
+        con.write("%s saved; 'net connect' (board) or 'reboot' applies it" % key)
+    elif sub == "connect":
+        return _net_connect_cmd(con, args)
+    else:
+        raise UsageError("usage: net [--json] | net set ssid|password|hostname VALUE | net connect")
+
+
+async def _net_connect_cmd(con, args):
+    d = await net_connect(con.app)
+    con.emit(args, d, d["summary"])
+
+
+# -- certificates -------------------------------------------------------------
+def cert_rows(app):
+    # One row per certificate/key setting: where, and what is in the file.
+    rows = []
+    now_ms, st = app.timekeeper.stamp()
+    from dicamm import localtime
+    now_iso = localtime.iso_utc(now_ms) if st != "U" else None
+    for key in CERT_KEYS:
+        path = app.config.get(key)
+        row = {"key": key, "path": path}
+        rows.append(row)
+        if not path:
+            row["state"] = "not set"
+            continue
+        data = fsutil.read(app.file_path(path))
+        if data is None:
+            row["state"] = "MISSING file"
+            continue
+        try:
+            der = pem.to_der(data)
+        except Exception:
+            row["state"] = "BAD: not PEM or DER"
+            continue
+        if key.endswith(".key"):
+            row["state"] = "private key, %d bytes" % len(der) if der[:1] == b"\x30" else "BAD: not a DER key"
+            continue
+        try:
+            info = pem.cert_info(der)
+        except ValueError as e:
+            row["state"] = "BAD: %s" % e
+            continue
+        row.update(info)
+        if now_iso is not None and info["not_after"] < now_iso:
+            row["state"] = "EXPIRED"
+        elif now_iso is not None and info["not_before"] > now_iso:
+            row["state"] = "NOT YET VALID"
+        else:
+            row["state"] = "ok" if now_iso is not None else "ok (time unknown: expiry not checked)"
+    return rows
+
+
+def _show_certs(con, args):
+    rows = cert_rows(con.app)
+
+    def human(d):
+        for r in d["certs"]:
+            if "subject" in r:
+                con.write("%-9s %s: subject %s, issuer %s, valid %s .. %s: %s" % (
+                    r["key"], r["path"], json.dumps(r["subject"]), json.dumps(r["issuer"]),
+                    r["not_before"][:10], r["not_after"][:10], r["state"]))
+            else:
+                con.write("%-9s %s%s" % (r["key"], (r["path"] + ": ") if r["path"] else "", r["state"]))
+    con.emit(args, {"certs": rows}, human)
+
+
+async def read_pem(con, first=None):
+    # Lines of a pasted PEM block up to "-----END ...-----" -> text.
+    lines = []
+    line = first
+    total = 0
+    while True:
+        if line is None:
+            line = await con.ask("")
+        line = line.strip()
+        if lines or line.startswith("-----BEGIN"):
+            lines.append(line)
+            total += len(line) + 1
+            if total > _PEM_MAX:
+                raise UsageError("PEM block longer than %d characters" % _PEM_MAX)
+            if line.startswith("-----END"):
+                return "\n".join(lines) + "\n"
+        elif line in ("quit", "abort"):
+            raise UsageError("no PEM block given")
+        line = None
+
+
+def store_pem(app, key, text):
+    # PEM text -> DER, checked, stored atomically as certs/KEY.der; sets the
+    # config key (not saved). -> (path, description).
+    try:
+        der = pem.to_der(text)
+    except Exception:
+        raise UsageError("not a PEM block (base64 between BEGIN and END lines)")
+    if key.endswith(".key"):
+        if der[:1] != b"\x30" or "PRIVATE KEY" not in text:
+            raise UsageError("%s wants a PRIVATE KEY block" % key)
+        what = "private key, %d bytes" % len(der)
+    else:
+        try:
+            info = pem.cert_info(der)
+        except ValueError as e:
+            raise UsageError(str(e))
+        what = "subject %s, issuer %s, valid to %s" % (json.dumps(info["subject"]), json.dumps(info["issuer"]),
+                                                       info["not_after"][:10])
+    fsutil.makedirs(app.path("certs"))
+    rel = "certs/%s.der" % key
+    fsutil.write_atomic(app.path(rel), der)
+    app.config.set(key, rel)
+    return rel, what
+
+
+async def _cert_load(con, args):
+    key = args.pos[1] if len(args.pos) > 1 else ""
+    key = _SHORT.get(key, key)
+    if key not in CERT_KEYS:
+        raise UsageError("usage: cert load %s" % "|".join(CERT_KEYS))
+    con.write("paste the PEM block for %s now (it ends with the -----END ...----- line; Ctrl-C aborts):" % key)
+    text = await read_pem(con)
+    rel, what = store_pem(con.app, key, text)
+    con.app.config.save()
+    con.write("%s stored in %s (%s); 'reboot' to use it" % (key, rel, what))
+
+
+def cmd_cert(con, args):
+    sub = args.pos[0] if args.pos else None
+    if sub in (None, "show"):
+        _show_certs(con, args)
+    elif sub == "load":
+        return _cert_load(con, args)
+    else:
+        raise UsageError("usage: cert [--json] | cert load NAME (%s)" % "|".join(CERT_KEYS))
+
+
+# -- selftest, setup -------------------------------------------------------------
+def cmd_selftest(con, args):
+    from dicamm import selftest
+    return selftest.run(con, args)
+
+
+def cmd_setup(con, args):
+    from dicamm import wizard
+    return wizard.run(con, args)
+
+
+# -- reboot, factory reset ---------------------------------------------------------
+def reboot(con, why="reboot"):
+    app = con.app
+    if app.mqtt is not None:
+        try:
+            app.mqtt.stop()
+        except Exception:
+            pass
+    if _on_board(app):
+        con.write("%s: restarting now" % why)
+        import machine
+        machine.reset()
+    con.write("%s: the unix port has no reset - the firmware exits now; start it again" % why)
+    con.restore_tty()
+    sys.exit(0)
+
+
+def cmd_reboot(con, args):
+    reboot(con)
+
+
+def _rmtree(path):
+    # Remove a file or a directory with everything in it; -> files removed.
+    try:
+        mode = os.stat(path)[0]
+    except OSError:
+        return 0
+    if mode & 0x4000:
+        n = 0
+        for name in os.listdir(path):
+            n += _rmtree(path + "/" + name)
+        os.rmdir(path)
+        return n
+    os.remove(path)
+    return 1
+
+
+# What a factory reset erases: settings, records, certificates, the device's
+# record signing key. The firmware itself, boot.py and board.py stay.
+_WIPE = ("config.json", "config.json.bak", "config.json.tmp", "data", "certs", "device.key",
+         "schedule.json", "meter_profile.json", "selftest.probe")
+
+
+async def _factory_reset(con, args):
+    con.write("FACTORY RESET erases the configuration, all records (load profile, events, transactions),")
+    con.write("the certificates and the device key. Records not yet sent are lost.")
+    a = await con.ask("type yes to erase everything")
+    if a != "yes":
+        con.write("factory reset cancelled")
+        return
+    app = con.app
+    n = 0
+    for name in _WIPE:
+        try:
+            n += _rmtree(app.path(name))
+        except OSError as e:
+            con.error("cannot remove %s: %s" % (name, e))
+    con.write("factory reset: %d files removed" % n)
+    reboot(con, "factory reset")
+
+
+def cmd_factory_reset(con, args):
+    return _factory_reset(con, args)
+
+
+def _always(args):
+    return True
+
+
+def _net_changes(args):
+    return bool(args.pos) and args.pos[0] in ("set", "connect")
+
+
+def _cert_changes(args):
+    return bool(args.pos) and args.pos[0] == "load"
+
+
+COMMANDS = {
+    "net": (cmd_net, "network status and settings: net [--json] | net set ssid|password|hostname VALUE | net connect\n"
+            "on the unix port the host's network is used; the settings apply on a board\n"
+            "net connect (board): join the Wi-Fi / bring up Ethernet with the saved settings", _net_changes),
+    "cert": (cmd_cert, "certificates: cert [--json] shows subject, issuer, expiry | cert load NAME\n"
+             "cert load NAME: paste a PEM block line by line (ends at -----END); stored as DER in certs/\n"
+             "NAME: " + ", ".join(CERT_KEYS) + " (ca, cert, key are short for han.*)", _cert_changes),
+    "selftest": (cmd_selftest, "check meter, time, relay, gateway (TLS), broker, storage: PASS/FAIL with reasons [--json]\n"
+                 "selftest [CHECK ...] runs only the named checks (meter time relay gateway broker storage)", None),
+    "setup": (cmd_setup, "commissioning wizard: meter, network, time, CLS-ID, gateway, certificates, backend\n"
+              "Enter keeps the value in [brackets], 'back' goes one step back, 'quit' leaves without saving;\n"
+              "each step is checked live; the wizard saves the configuration and ends with selftest", _always),
+    "reboot": (cmd_reboot, "restart the device (the unix port exits)", _always),
+    "factory-reset": (cmd_factory_reset, "erase configuration, records, certificates and keys (asks for 'yes')",
+                      _always),
+}
+
+ALIASES = {"n": "net", "certs": "cert", "test": "selftest", "wizard": "setup", "commission": "setup",
+           "restart": "reboot"}
