@@ -33,6 +33,12 @@ def main():
         board = __import__(opts["board"]).BOARD
         sys.path.pop(0)
     else:
+        from dicamm import startup
+        if startup.safe_mode:
+            # boot.py decided: button held, three crashes in a row, or asked for.
+            print("DICAMM safe mode (%s): application not started. REPL is free; "
+                  "from dicamm import startup; startup.leave_safe_mode() to start normally." % startup.safe_mode)
+            return
         from board import BOARD as board
         opts = {"board": board["name"], "root": "", "speed": 1, "start_ms": None, "epoch_ms": None}
     from dicamm import app

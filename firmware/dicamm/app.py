@@ -95,7 +95,6 @@ class App:
 
     # -- metering --------------------------------------------------------
     def setup_meter(self):
-        from dicamm import profiles
         cfg = self.config
         if not cfg.get("meter.model"):
             self.fault("meter", "not configured: 'meter set MODEL ADDRESS BAUD' or run 'setup'")
@@ -145,6 +144,10 @@ class App:
         self.console.add(cli_core)
         self.register_extras()
         self.info("DICAMM %s starting on board %s" % (VERSION, self.board.get("name")))
+        if self.board.get("chip") is not None:
+            from dicamm import netif
+            self.start(netif.keep_up(self))
+            self.start(self.watchdog())
         self.start(self.timekeeper.run())
         if self.setup_meter():
             self.start(self.metering.run())
@@ -158,6 +161,19 @@ class App:
         self.start(self.console.run())
         while True:
             await asyncio.sleep_ms(60000)
+
+    async def watchdog(self):
+        # Feed the board's watchdog (started by boot.py) from the event loop:
+        # a task that hogs the loop resets the board. After ten quiet minutes
+        # the crash counter is cleared.
+        from dicamm import startup
+        healthy_at = time.ticks_add(time.ticks_ms(), 600000)
+        while True:
+            startup.feed()
+            if healthy_at is not None and time.ticks_diff(time.ticks_ms(), healthy_at) >= 0:
+                startup.mark_healthy()
+                healthy_at = None
+            await asyncio.sleep_ms(5000)
 
     def register_extras(self):
         # Command groups of optional parts (control, TAF16, commissioning).
@@ -375,4 +391,12 @@ def run(board, opts):
         asyncio.run(app.main())
     except KeyboardInterrupt:
         pass
+    except Exception as e:
+        if board.get("chip") is None:
+            raise
+        # On a board a fatal error counts as a crash and resets; three in a
+        # row and boot.py starts in safe mode.
+        sys.print_exception(e)
+        from dicamm import startup
+        startup.crash_reset()
     return app
