@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Draw a simulated day as a PNG: what a bench tester would rather look at than numbers.
+
+  - bars: energy per quarter hour (Wh), the difference of two meter readings from the
+    device's quarter-hour journal (TAF7); a gap is marked in red;
+  - line: the power the meter emulator served (W, its log);
+  - green band below: the relay's on periods (the TAF16 start/stop events);
+  - shaded: the transaction windows (begin to end of each transaction record), with
+    their energy;
+  - triangles: the TAF16 events, at the moment the device raised them.
+Times on the axis are local (Europe/Berlin); the journals and logs hold UTC.
+
+    tools/plot_day.py WORKDIR [--out day.png] [--date YYYY-MM-DD]
+WORKDIR is a rig's work folder (make sim: sim-run/, the bench: bench-run/day).
+From Python: plot_day.render(rig, "day.png").
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+QH_S = 900
+EVENT_COLOURS = {"start": "#1a7f37", "stop": "#cf222e", "window_start": "#0969da", "window_end": "#8250df"}
+
+
+def _tz():
+    try:
+        from zoneinfo import ZoneInfo
+        return ZoneInfo("Europe/Berlin")
+    except Exception:  # pragma: no cover - no tz database
+        return datetime.timezone(datetime.timedelta(hours=1))
+
+
+def load(workdir):
+    """Everything the picture needs, from the rig's work folder."""
+    from bench import qh_decode, qh_expand, read_journal_raw
+    data = os.path.join(workdir, "device", "data")
+
+    def journal(name, decode):
+        try:
+            return [decode(p) for _, p in read_journal_raw(data, name)]
+        except FileNotFoundError:
+            return []
+    power = []
+    try:
+        with open(os.path.join(workdir, "meter.log")) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                if r.get("power_w") is not None and not r.get("fault"):
+                    power.append((r["t_ms"], r["power_w"]))
+    except FileNotFoundError:
+        pass
+    return {"qh": qh_expand(journal("qh", qh_decode)), "events": journal("outbox", json.loads),
+            "tx": journal("tx", json.loads), "power": power}
+
+
+def render(rig_or_workdir, png, date=None, title=None):
+    workdir = getattr(rig_or_workdir, "workdir", rig_or_workdir)
+    return render_data(load(workdir), png, date, title)
+
+
+def render_data(d, png, date=None, title=None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    tz = _tz()
+
+    def when(ms):
+        return datetime.datetime.fromtimestamp(ms / 1000, tz)
+
+    qh = sorted(d["qh"], key=lambda r: r["boundary"])
+    if date is None and qh:
+        date = datetime.datetime.fromtimestamp(qh[len(qh) // 2]["boundary"], datetime.timezone.utc).strftime("%Y-%m-%d")
+    fig, (ax, strip) = plt.subplots(2, 1, figsize=(14, 6.5), sharex=True,
+                                    gridspec_kw={"height_ratios": [6, 1], "hspace": 0.05})
+    # energy per quarter hour: the interval ending at a boundary, from two readings
+    xs, ys, gaps = [], [], []
+    prev = None
+    for r in qh:
+        if "gap" in r:
+            gaps.append(r["boundary"])
+            prev = None
+            continue
+        if prev is not None and r["boundary"] - prev["boundary"] == QH_S:
+            xs.append(when((r["boundary"] - QH_S) * 1000))
+            ys.append(r["import_wh"] - prev["import_wh"])
+        prev = r
+    width = QH_S / 86400.0 * 0.9
+    ax.bar(xs, ys, width=width, align="edge", color="#9ecae1", edgecolor="#4a90c2", linewidth=0.4,
+           label="energy per quarter hour (Wh)", zorder=2)
+    for b in gaps:
+        ax.axvspan(when((b - QH_S) * 1000), when(b * 1000), color="#cf222e", alpha=0.25, lw=0, zorder=1)
+    ax.set_ylabel("Wh per quarter hour")
+    ax.grid(axis="y", alpha=0.3, zorder=0)
+    top = max(ys) if ys else 1
+    # transactions shaded
+    for t in d["tx"]:
+        b, e = t.get("begin") or {}, t.get("end") or {}
+        if b.get("time_ms") and e.get("time_ms"):
+            ax.axvspan(when(b["time_ms"]), when(e["time_ms"]), color="#2da44e", alpha=0.12, lw=0, zorder=0)
+            mid = when((b["time_ms"] + e["time_ms"]) // 2)
+            ax.text(mid, top * 1.02, "#%s\n%s Wh" % (t.get("pg"), t.get("energy_wh")), ha="center", va="bottom",
+                    fontsize=7, color="#1a7f37")
+    # power line on its own axis
+    pw = ax.twinx()
+    if d["power"]:
+        step = max(1, len(d["power"]) // 4000)
+        pts = d["power"][::step]
+        pw.plot([when(t) for t, _ in pts], [p for _, p in pts], color="#e36209", lw=0.8, label="power (W)")
+    pw.set_ylabel("power W", color="#e36209")
+    pw.tick_params(axis="y", colors="#e36209")
+    pw.set_ylim(bottom=0)
+    # TAF16 events as triangles along the top
+    ev_y = top * 1.22
+    seen = set()
+    for e in d["events"]:
+        k = e.get("kind", "event")
+        y = ev_y if k in ("start", "stop") else ev_y * 0.93
+        ax.plot([when(e["time_ms"])], [y], marker="v", ms=7, color=EVENT_COLOURS.get(k, "#57606a"),
+                ls="none", label=("TAF16 " + k) if k not in seen else None, zorder=4)
+        seen.add(k)
+    ax.set_ylim(0, top * 1.35)
+    # relay on periods from the start/stop events
+    on_at = None
+    for e in sorted(d["events"], key=lambda e: e["time_ms"]):
+        if e.get("kind") == "start":
+            on_at = on_at or e["time_ms"]
+        elif e.get("kind") == "stop" and on_at is not None:
+            strip.axvspan(when(on_at), when(e["time_ms"]), ymin=0.15, ymax=0.85, color="#2da44e")
+            on_at = None
+    if on_at is not None and qh:
+        strip.axvspan(when(on_at), when(qh[-1]["boundary"] * 1000), ymin=0.15, ymax=0.85, color="#2da44e")
+    strip.set_yticks([])
+    strip.set_ylabel("relay\non", rotation=0, ha="right", va="center")
+    strip.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=tz))
+    strip.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 2), tz=tz))
+    if qh:
+        strip.set_xlim(when(qh[0]["boundary"] * 1000 - QH_S * 1000), when(qh[-1]["boundary"] * 1000))
+    strip.set_xlabel("local time (Europe/Berlin)")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = pw.get_legend_handles_labels()
+    pw.legend(h1 + h2, l1 + l2, loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=8, ncol=6, frameon=False)
+    values = sum(1 for r in qh if "gap" not in r)
+    total = sum(ys)
+    ax.set_title(title or "DICAMM simulated day %s: %d quarter-hour readings, %d gaps, %d Wh, %d TAF16 events, "
+                 "%d transactions" % (date or "", values, len(gaps), total, len(d["events"]), len(d["tx"])),
+                 fontsize=11, pad=24)
+    fig.savefig(png, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return png
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("workdir")
+    ap.add_argument("--out", default=None, help="PNG path (default WORKDIR/day.png)")
+    ap.add_argument("--date", default=None)
+    a = ap.parse_args(argv)
+    out = a.out or os.path.join(a.workdir, "day.png")
+    render(a.workdir, out, a.date)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
