@@ -148,12 +148,12 @@ def render_data(d, png, date=None, title=None):
     strip.set_xlabel("local time (Europe/Berlin)")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = pw.get_legend_handles_labels()
-    pw.legend(h1 + h2, l1 + l2, loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=8, ncol=6, frameon=False)
+    pw.legend(h1 + h2, l1 + l2, loc="upper left", bbox_to_anchor=(1.06, 1.0), fontsize=8, ncol=1, frameon=False)
     values = sum(1 for r in qh if "gap" not in r)
     total = sum(ys)
     ax.set_title(title or "DICAMM simulated day %s: %d quarter-hour readings, %d gaps, %d Wh, %d TAF16 events, "
                  "%d transactions" % (date or "", values, len(gaps), total, len(d["events"]), len(d["tx"])),
-                 fontsize=11, pad=24)
+                 fontsize=11, pad=8)
     fig.savefig(png, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return png
