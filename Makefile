@@ -27,7 +27,7 @@ campaign: setup
 	$(PY) tools/campaign.py $(CAMPAIGN_ARGS)
 
 mpy: setup
-	$(PY) tools/build_mpy.py
+	$(PY) tools/build_mpy.py --board $(BOARD)
 
 deploy: setup
 	$(PY) tools/deploy.py --port $(PORT) --board $(BOARD) $(DEPLOY_ARGS)
