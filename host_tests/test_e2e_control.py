@@ -16,6 +16,7 @@ import time
 import pytest
 
 from rig import Rig, day_start_ms
+from waiting import wait_until
 
 SPEED = 60
 MIN_ON_S = 60
@@ -33,17 +34,6 @@ RELAY_CFG = {"relay": {"min_on_s": MIN_ON_S, "min_off_s": MIN_OFF_S, "max_cycles
 
 def start_ms():
     return day_start_ms("2026-06-15") + 9 * 3600_000
-
-
-def wait_until(fn, timeout=60, interval=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for %s (last %r)" % (what, last))
 
 
 def relay(rig):

@@ -26,6 +26,7 @@ from conftest import TOOLS
 sys.path.insert(0, TOOLS)
 from emu_load import Day, Integrator, WMS_PER_WH  # noqa: E402
 from rig import Rig, day_start_ms  # noqa: E402
+from waiting import wait_until
 
 QH = 900_000
 TOL = 9_000
@@ -34,14 +35,7 @@ QH_READ = (4, 0x48, 4)  # the load profile's read: import + export registers of 
 
 
 def _wait(pred, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out: %s (last %r)" % (what, last))
+    return wait_until(pred, timeout, interval, what)
 
 
 def _qh_reads(rig):

@@ -22,6 +22,7 @@ import binascii
 import pytest
 
 from rig import Rig, day_start_ms, ROOT
+from waiting import wait_until
 from verify_tx import read_journal
 
 SPEED = 60
@@ -33,17 +34,6 @@ UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 
 CFG = {"relay": {"min_on_s": 10, "min_off_s": 10, "max_cycles_per_h": 30, "nominal_w": ELEMENT_W},
        "storage": {"outbox_max_bytes": 262144, "events_max_bytes": 262144}}
-
-
-def wait_until(fn, timeout=60, interval=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for %s (last %r)" % (what, last))
 
 
 def ready(rig, timeout=60):
