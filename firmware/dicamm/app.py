@@ -140,8 +140,6 @@ class App:
     async def main(self):
         from dicamm.cli import Console
         self.console = Console(self)
-        from dicamm import cli_core
-        self.console.add(cli_core)
         self.register_extras()
         self.info("DICAMM %s starting on board %s" % (VERSION, self.board.get("name")))
         if self.board.get("chip") is not None:
@@ -176,14 +174,21 @@ class App:
             await asyncio.sleep_ms(5000)
 
     def register_extras(self):
-        # Command groups of optional parts (control, TAF16, commissioning).
-        for name in ("cli_control", "cli_taf16", "cli_service", "cli_mqtt", "cli_mem"):
+        # The console imports its command groups when a command of theirs is
+        # typed (cli._TABLE) and drops the rarely used ones again. Imported
+        # now: `mem` (its high-water sampler) and cli_core (status, meter, qh,
+        # log: used all the time), whose code then lies in one piece at the
+        # bottom of the heap instead of in the holes left between the objects
+        # of a running day (a fragmented heap fails big allocations first).
+        # The others are loaded once and dropped again: their names (qstrs,
+        # never freed) are then interned while the heap is still in one piece.
+        for name in ("cli_core", "cli_mem", "cli_control", "cli_taf16", "cli_mqtt", "cli_admin"):
             try:
-                mod = __import__("dicamm." + name, None, None, ("COMMANDS",))
+                __import__("dicamm." + name)
             except ImportError as e:
                 self.info("console group %s missing: %s" % (name, e))
-                continue
-            self.console.add(mod)
+            self.console.drop_big()
+        gc.collect()
 
     def start_extras(self):
         from dicamm.commands import Commands

@@ -5,6 +5,7 @@
 # JSON object on one line. A bad line gets a one-line error; nothing crashes.
 # Long commands run as their own task: Ctrl-C aborts them, and dialogs (the
 # setup wizard) take their answers with `await console.ask(prompt)`.
+import gc
 import json
 import sys
 import time
@@ -29,28 +30,33 @@ _UNLOCK_MS = const(600000)
 
 def split(line):
     # Words separated by blanks; "double" or 'single' quotes keep blanks.
+    # Works on the bytes: iterating a str makes a one-character str per
+    # character, interned for good (a new qstr pool wants a big free block).
     out = []
     cur = None
-    quote = None
-    for ch in line:
+    quote = 0
+    for c in line.encode():
         if quote:
-            if ch == quote:
-                quote = None
+            if c == quote:
+                quote = 0
             else:
-                cur += ch
-        elif ch in "\"'":
-            quote = ch
-            cur = cur or ""
-        elif ch in " \t":
+                cur.append(c)
+        elif c == 34 or c == 39:   # " '
+            quote = c
+            if cur is None:
+                cur = bytearray()
+        elif c == 32 or c == 9:    # blank, tab
             if cur is not None:
-                out.append(cur)
+                out.append(bytes(cur).decode())
                 cur = None
         else:
-            cur = (cur or "") + ch
+            if cur is None:
+                cur = bytearray()
+            cur.append(c)
     if quote:
         raise UsageError("unclosed quote")
     if cur is not None:
-        out.append(cur)
+        out.append(bytes(cur).decode())
     return out
 
 
@@ -177,6 +183,42 @@ class LineEditor:
 
 INTR = UsageError("interrupted")
 
+# Every built-in command as a line "\nNAME\tGROUP\tfirst help line" of one
+# string (GROUP: index in _GROUPS), in the order `help` lists them. A group
+# (dicamm/cli_*.py) is imported when one of its commands is typed; the modules
+# in _DROP leave the heap again after the command (only cli_core, the frequent
+# commands, and cli_mem, the heap sampler, stay).
+# host_tests/test_cli_table.py checks the table against the groups' COMMANDS.
+_GROUPS = ("cli_core", "cli_control", "cli_taf16", "cli_service", "cli_mqtt", "cli_mem")
+_DROP = ("dicamm.cli_admin", "dicamm.cli_service", "dicamm.cli_control", "dicamm.cli_taf16", "dicamm.cli_mqtt",
+         "dicamm.wizard", "dicamm.selftest", "dicamm.scan", "dicamm.relaytest")
+_TABLE = (
+    "\nconfig\t0\tconfig show [PREFIX] | set KEY VALUE | unset KEY | export | import JSON (secrets masked)"
+    "\necho\t0\techo TEXT: print TEXT (marks the end of output for scripts)"
+    "\nhelp\t0\tlist commands; 'help COMMAND' for one [--json]"
+    "\nlock\t0\tlock: end an 'unlock' before the 10 minutes are over"
+    "\nlog\t0\trecent log lines [--last N] [--json]"
+    "\nmeter\t0\tmeter read [now] [--bus] | list | set MODEL ADDR [BAUD [PARITY]] | scan"
+    "\nqh\t0\tquarter-hour load profile: qh [--last N] [--json] | qh export [--last N|--all] (CSV)"
+    "\nstatus\t0\tone screen: meter, bus, time, relay, gateway, MQTT, network, storage, faults [--json]"
+    "\ntime\t0\ttime | time set UNIX|ISO-UTC (status I) | time sync [--json]"
+    "\nunlock\t0\tunlock PIN: allow changes for 10 minutes when a service PIN is set"
+    "\ndso\t1\tdso LIMIT_W [TTL_S] | dso off: the grid operator's §14a limit (bench)"
+    "\nrelay\t1\trelay [--json] | relay on|off|auto [MINUTES] (installer) | relay test"
+    "\nschedule\t1\tschedule [--json] | schedule set JSON | schedule clear"
+    "\nsetpoint\t1\tsetpoint POWER_W|on|off [TTL_S]: a backend request (bench)"
+    '\nevent\t2\tevent "TEXT": trigger a TAF16 metering record at the gateway now'
+    "\nevents\t2\tTAF16 events and their acknowledgement [--last N] [--json]"
+    "\ntx\t2\ttransaction records [--last N] [--json]"
+    "\ncert\t3\tcertificates: cert [--json] shows subject, issuer, expiry | cert load NAME"
+    "\nfactory-reset\t3\terase configuration, records, certificates and keys (asks for 'yes')"
+    "\nnet\t3\tnetwork status and settings: net [--json] | net set ssid|password|hostname VALUE | net connect"
+    "\nreboot\t3\trestart the device (the unix port exits)"
+    "\nselftest\t3\tcheck meter, time, relay, gateway (TLS), broker, storage: PASS/FAIL with reasons [--json]"
+    "\nsetup\t3\tcommissioning wizard: meter, network, time, CLS-ID, gateway, certificates, backend"
+    "\nmqtt\t4\tMQTT link: connected, broker, backlog per stream, last error [--json]"
+    "\nmem\t5\theap use now and its high-water mark [--json]")
+
 # Linux termios bits (MicroPython's termios module exports few names).
 _LFLAG_OFF = const(0o100073)   # ISIG ICANON ECHO ECHOE ECHOK IEXTEN
 _IFLAG_OFF = const(0o3740)     # ISTRIP INLCR IGNCR ICRNL IXON
@@ -189,9 +231,11 @@ class Console:
         self.app = app
         self.inp = stream_in or sys.stdin
         self.out = out or sys.stdout
-        self.groups = []      # modules with COMMANDS = {name: (fn, help, changes[, options])}
+        self.groups = []      # extra modules with COMMANDS (add()); the built-in ones are in _TABLE
         self.aliases = {"?": "help", "st": "status", "m": "meter", "t": "time", "r": "relay",
-                        "cfg": "config", "ev": "event", "sched": "schedule"}
+                        "cfg": "config", "ev": "event", "sched": "schedule",
+                        "n": "net", "certs": "cert", "test": "selftest", "wizard": "setup",
+                        "commission": "setup", "restart": "reboot"}
         self._bad_pins = 0
         self._pin_locked_until = None
         self._unlocked_until = None
@@ -213,12 +257,51 @@ class Console:
             self.aliases.setdefault(k, v)
 
     def lookup(self, name):
+        # -> (name, (fn, help, changes[, options])) or (name, None). The
+        # command's group module is imported now (on first use).
         name = self.aliases.get(name, name)
         for g in self.groups:
             c = g.COMMANDS.get(name)
             if c:
                 return name, c
+        i = _TABLE.find("\n%s\t" % name)
+        if i >= 0:
+            mod = "dicamm." + _GROUPS[int(_TABLE[i + len(name) + 2])]
+            try:
+                __import__(mod)
+            except ImportError as e:
+                raise UsageError("command group %s missing: %s" % (mod, e))
+            except MemoryError:
+                gc.collect()
+                raise UsageError("not enough memory to load '%s' now: try again" % name)
+            return name, sys.modules[mod].COMMANDS.get(name)
         return name, None
+
+    def commands(self):
+        # [(name, first help line)] of every command, in the order `help` lists them.
+        out = []
+        for line in _TABLE.split("\n")[1:]:
+            w = line.split("\t")
+            out.append((w[0], w[2]))
+        for g in self.groups:
+            for name in sorted(g.COMMANDS):
+                out.append((name, g.COMMANDS[name][1].split("\n")[0]))
+        return out
+
+    def drop_big(self):
+        # Big, rarely used command modules leave the heap after their command.
+        # -> True when one was dropped.
+        gone = False
+        for m in _DROP:
+            if m in sys.modules:
+                del sys.modules[m]
+                try:
+                    import dicamm
+                    delattr(dicamm, m[7:])
+                except (AttributeError, TypeError):
+                    pass
+                gone = True
+        return gone
 
     def write(self, text):
         self.out.write(text)
@@ -231,10 +314,19 @@ class Console:
         else:
             self.out.write(b.decode())
 
+    def write_json(self, obj):
+        # One JSON object on one line, written to the console in pieces
+        # (json.dump on the stream) instead of one big string on the heap.
+        try:
+            json.dump(obj, self.out)
+        except OSError:   # not a stream (an object with write() only)
+            self.out.write(json.dumps(obj))
+        self.out.write("\n")
+
     def emit(self, args, obj, human=None):
         # One JSON object on one line with --json, else the human text.
         if args.json or human is None:
-            self.write(json.dumps(obj))
+            self.write_json(obj)
         elif callable(human):
             human(obj)
         else:
@@ -289,10 +381,21 @@ class Console:
             return
         if not words:
             return
-        name, cmd = self.lookup(words[0])
+        try:
+            name, cmd = self.lookup(words[0])
+        except UsageError as e:
+            self.error(str(e))
+            return
         if cmd is None:
             self.error("unknown command '%s' (try 'help')" % words[0][:32])
             return
+        try:
+            await self._dispatch(name, cmd, words)
+        finally:
+            self.drop_big()
+            gc.collect()   # what the command built goes before the next one
+
+    async def _dispatch(self, name, cmd, words):
         fn, _help, changes, options = cmd[0], cmd[1], cmd[2], cmd[3] if len(cmd) > 3 else ()
         args = None
         try:
@@ -484,7 +587,13 @@ class Console:
                 if isinstance(item, Exception):
                     self.error(str(item))
                 elif item:
-                    await self.handle(item)
+                    try:
+                        await self.handle(item)
+                    except MemoryError as e:   # the console lives on
+                        gc.collect()
+                        self.error("not enough memory for '%s' now" % item[:32])
+                        if UNIX:
+                            sys.print_exception(e, sys.stderr)
                 self._show_prompt()
                 await asyncio.sleep_ms(0)  # let the other tasks run between lines
         finally:

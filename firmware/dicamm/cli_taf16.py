@@ -20,7 +20,7 @@ def cmd_events(con, args):
     rows = ob.list(last)
     st = ob.status()
     if args.json:
-        con.write(json.dumps({"events": rows, "status": st}))
+        con.write_json({"events": rows, "status": st})
         return
     for e in rows:
         rec = e.get("record")
@@ -39,7 +39,7 @@ def cmd_tx(con, args):
         raise UsageError("no transaction records")
     rows = tx.list(args.int_flag("last", 10, 1, 1000))
     if args.json:
-        con.write(json.dumps({"tx": rows, "open": tx.open}))
+        con.write_json({"tx": rows, "open": tx.open})
         return
     for r in rows:
         b, e = r.get("begin", {}), r.get("end", {})
