@@ -194,18 +194,11 @@ class Transactions:
     def _save_open(self):
         if not self.open_path:
             return
-        import os
+        from dicamm import fsutil
         if self.open is None:
-            try:
-                os.remove(self.open_path)
-            except OSError:
-                pass
+            fsutil.remove(self.open_path)
             return
-        tmp = self.open_path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(canonical(self.open).decode())
-            f.flush()
-        os.rename(tmp, self.open_path)
+        fsutil.write_atomic(self.open_path, canonical(self.open))
 
     def next_pg(self):
         return 1 if self._last is None else self._last["pg"] + 1
