@@ -197,8 +197,23 @@ class Wizard:
             self.cfg.set(key, a)
             return
 
-    async def step_gateway(self):
+    async def check_live(self, check, doing, accept):
+        # Run one selftest check now; until it gives a result in `accept` the
+        # installer may try again, edit the step's settings, or skip.
         from dicamm import selftest
+        while True:
+            self.say(doing)
+            r = (await selftest.run_checks(self.app, (check,)))[0]
+            self.say("%s %s" % (r["result"], r["detail"]))
+            if r["result"] in accept:
+                return
+            a = (await self.q("Enter tries again, 'edit' changes the settings, 'skip' goes on", "")).lower()
+            if a == "edit":
+                raise _Redo()
+            if a == "skip":
+                return
+
+    async def step_gateway(self):
         self.say("")
         self.say("== 5/6 Smart meter gateway (TAF16 events over HAN, mutual TLS) ==")
         url = await self.field("han.url", "gateway URL (https://HOST:PORT/PATH, '-' for none)")
@@ -211,20 +226,9 @@ class Wizard:
             await self.cert("han.ca", "gateway CA certificate")
             await self.cert("han.cert", "device certificate")
             await self.cert("han.key", "device private key")
-        while True:
-            self.say("connecting to the gateway ...")
-            r = (await selftest.run_checks(self.app, ("gateway",)))[0]
-            self.say("%s %s" % (r["result"], r["detail"]))
-            if r["result"] == "PASS":
-                return
-            a = (await self.q("Enter tries again, 'edit' changes the settings, 'skip' goes on", "")).lower()
-            if a == "edit":
-                raise _Redo()
-            if a == "skip":
-                return
+        await self.check_live("gateway", "connecting to the gateway ...", ("PASS",))
 
     async def step_backend(self):
-        from dicamm import selftest
         self.say("")
         self.say("== 6/6 Backend (MQTT) ==")
         host = await self.field("mqtt.host", "MQTT broker host ('-' for none)")
@@ -235,17 +239,7 @@ class Wizard:
         await self.field("mqtt.user", "MQTT user ('-' for none)")
         await self.field("mqtt.password", "MQTT password ('-' for none)")
         await self.field("mqtt.tls", "MQTT over TLS (yes/no)")
-        while True:
-            self.say("connecting to the broker ...")
-            r = (await selftest.run_checks(self.app, ("broker",)))[0]
-            self.say("%s %s" % (r["result"], r["detail"]))
-            if r["result"] != "FAIL":
-                return
-            a = (await self.q("Enter tries again, 'edit' changes the settings, 'skip' goes on", "")).lower()
-            if a == "edit":
-                raise _Redo()
-            if a == "skip":
-                return
+        await self.check_live("broker", "connecting to the broker ...", ("PASS", "SKIP"))
 
 
 class _Redo(Exception):
