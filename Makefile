@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.setup-done
 PORT    ?= /dev/ttyUSB0
 BOARD   ?= esp32_devkitc
 
-.PHONY: setup sim test bench campaign mpy clean deploy flash console
+.PHONY: setup sim test bench campaign mpy clean deploy flash console frozen-unix
 
 setup: $(STAMP)
 
@@ -25,6 +25,11 @@ bench: setup
 
 campaign: setup
 	$(PY) tools/campaign.py $(CAMPAIGN_ARGS)
+
+# The unix port with the firmware frozen in, to measure the heap of a frozen build:
+# make frozen-unix MPY_DIR=~/src/micropython [BITS=32]  (needs a MicroPython checkout)
+frozen-unix: setup
+	MPY_DIR=$(MPY_DIR) BITS=$(BITS) bash tools/build_frozen_unix.sh
 
 mpy: setup
 	$(PY) tools/build_mpy.py --board $(BOARD)

@@ -4,6 +4,4 @@
 # boot.py, main.py and board.py stay on the filesystem (make deploy copies
 # them; frozen modules are found before /lib, so delete lib/dicamm there).
 include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules
-require("umqtt.simple")
-module("ussl.py", base_path="firmware")
-package("dicamm", base_path="firmware")
+include("tools/manifest_firmware.py")

@@ -199,22 +199,49 @@ def test_flash_checks_image(tmp_path):
 
 # -- manifest.py and package.json -----------------------------------------------
 
-def test_manifest_covers_firmware():
+def read_manifest(path):
+    """The calls of a MicroPython manifest, includes followed (the port's own,
+    $(...), are recorded, not read); base_path made absolute as makemanifest does."""
     calls = []
 
-    def rec(kind):
-        return lambda *a, **kw: calls.append((kind, a, kw))
+    def run(p):
+        here = os.path.dirname(p)
 
-    scope = {k: rec(k) for k in ("include", "require", "module", "package", "freeze", "metadata")}
-    with open(os.path.join(ROOT, "manifest.py")) as f:
-        exec(f.read(), scope)
+        def include(q, **kw):
+            calls.append(("include", (q,), kw))
+            if not q.startswith("$("):
+                run(os.path.normpath(os.path.join(here, q)))
+
+        def rec(kind):
+            def f(*a, **kw):
+                if "base_path" in kw:
+                    kw = dict(kw, base_path=os.path.normpath(os.path.join(here, kw["base_path"])))
+                calls.append((kind, a, kw))
+            return f
+
+        scope = {k: rec(k) for k in ("require", "module", "package", "freeze", "metadata")}
+        scope["include"] = include
+        with open(p) as f:
+            exec(f.read(), scope)
+
+    run(path)
+    return calls
+
+
+@pytest.mark.parametrize("manifest, port_include", [
+    ("manifest.py", "$(PORT_DIR)/boards/manifest.py"),
+    ("tools/manifest_unix.py", "$(PORT_DIR)/variants/manifest.py"),
+])
+def test_manifest_covers_firmware(manifest, port_include):
+    calls = read_manifest(os.path.join(ROOT, manifest))
+    assert ("include", (port_include,), {}) in calls
     assert ("require", ("umqtt.simple",), {}) in calls
-    assert ("package", ("dicamm",), {"base_path": "firmware"}) in calls
+    assert ("package", ("dicamm",), {"base_path": FIRMWARE}) in calls
     assert os.path.isfile(os.path.join(ROOT, "firmware", "dicamm", "__init__.py"))
-    modules = sorted(a[0] for k, a, kw in calls if k == "module" and kw.get("base_path") == "firmware")
+    modules = sorted(a[0] for k, a, kw in calls if k == "module" and kw.get("base_path") == FIRMWARE)
     top = sorted(os.path.basename(p) for p in glob.glob(os.path.join(FIRMWARE, "*.py"))
                  if os.path.basename(p) not in ("boot.py", "main.py"))
-    assert modules == top, "manifest.py: module() calls must match firmware/*.py"
+    assert modules == top, "%s: module() calls must match firmware/*.py" % manifest
 
 
 def test_package_json_current():

@@ -10,14 +10,15 @@ The firmware runs on the MicroPython unix port against the emulators (tools/rig.
   2. the heap: days at a higher speed (no wire timing) bisected over `-X heapsize` for the
      smallest heap in which the day passes: no MemoryError, every quarter hour of the day
      a value, the console still answers. The firmware runs as .mpy (tools/build_mpy.py
-     --board unix, what `make deploy` installs) and, with --frozen-micropython, also from a
-     unix interpreter that has the firmware frozen in (built from manifest.py).
+     --board unix, what `make deploy` installs) and, with --frozen-micropython and
+     --frozen32-micropython, also from unix interpreters that have the firmware frozen in
+     (tools/build_frozen_unix.sh: 64 bits, and 32 bits like an ESP32).
 
 Times inside the device are device ms at the run's speed (device seconds per real
 second, reported); wall times are real. Every figure comes from this run.
 
     tools/bench.py [--quick] [--speed 240] [--heap-speed 1000] [--no-heap] [--out FILE]
-        [--frozen-micropython PATH] [--forms mpy,py] [--workdir DIR]
+        [--frozen-micropython PATH] [--frozen32-micropython PATH] [--forms mpy,py] [--workdir DIR]
 """
 import argparse
 import atexit
@@ -431,14 +432,16 @@ def heap_search(a, res, log):
     forms = [(f, None) for f in a.forms.split(",") if f]
     if a.frozen_micropython:
         forms.append(("frozen", a.frozen_micropython))
+    if a.frozen32_micropython:
+        forms.append(("frozen32", a.frozen32_micropython))
     res["heap_search"] = {}
     for form, mp in forms:
-        lo, hi = {"py": (384, 896), "mpy": (320, 576), "frozen": (96, 320)}[form]
+        lo, hi = {"py": (384, 896), "mpy": (320, 576), "frozen": (96, 320), "frozen32": (48, 160)}[form]
         best, runs = bisect_heap(os.path.join(a.workdir, "heap"), form, mp, a.heap_speed, lo, hi, step, hh, log)
         res["heap_search"][form] = {"min_kib": best, "runs": runs, "speed": a.heap_speed, "hours": hh,
                                     "step_kib": step}
         res["heap_min_kib_" + form] = best
-    for form in ("frozen", "mpy", "py"):
+    for form in ("frozen32", "frozen", "mpy", "py"):
         if res.get("heap_min_kib_" + form):
             res["heap_min_kib"] = res["heap_min_kib_" + form]
             res["heap_min_form"] = form
@@ -453,7 +456,9 @@ def main(argv=None):
     ap.add_argument("--heap", default="512k", help="the default heap of the measured day")
     ap.add_argument("--forms", default="mpy", help="code forms for the heap search: mpy,py")
     ap.add_argument("--frozen-micropython", default=os.environ.get("DICAMM_FROZEN_MICROPYTHON"),
-                    help="a unix micropython with the firmware frozen in (manifest.py)")
+                    help="a unix micropython with the firmware frozen in (tools/build_frozen_unix.sh)")
+    ap.add_argument("--frozen32-micropython", default=os.environ.get("DICAMM_FROZEN32_MICROPYTHON"),
+                    help="the same built for 32 bits (BITS=32 tools/build_frozen_unix.sh)")
     ap.add_argument("--no-heap", action="store_true")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "bench-run"))
     ap.add_argument("--out", help="also write the JSON here")

@@ -14,6 +14,10 @@ except ImportError:  # pragma: no cover
 from dicamm import VERSION
 from dicamm.clock import Clock
 from dicamm.errors import DicammError
+from micropython import const
+
+_RESTART_MS = const(1000)       # pause before a failed task starts again
+_TASK_QUIET_MS = const(600000)  # the "task" fault clears after this long without a failure
 
 
 class RingLog:
@@ -41,6 +45,8 @@ class App:
         self.log = RingLog()
         self.faults = {}
         self.tasks = []
+        self.task_restarts = 0
+        self.task_quiet_ms = _TASK_QUIET_MS
         from dicamm.config import Config
         from dicamm.journal import StorageStats
         self.config = Config(self.root or "/")
@@ -88,10 +94,33 @@ class App:
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self.started) // 1000
 
-    def start(self, coro):
-        t = asyncio.create_task(coro)
+    def start(self, name, run):
+        # Runs the coroutine function `run` as a task that an unexpected error
+        # (a MemoryError in a fragmented heap, a bug) does not end: the error
+        # becomes the "task" fault and a log line, and the task starts again.
+        t = asyncio.create_task(self._supervised(name, run))
         self.tasks.append(t)
         return t
+
+    async def _supervised(self, name, run):
+        while True:
+            try:
+                await run()
+                return
+            except Exception as e:  # CancelledError is no Exception: stop goes through
+                self.task_restarts += 1
+                n = self.task_restarts
+                self.fault("task", "%s restarted after %s: %s" % (name, type(e).__name__, e))
+                e = None
+                gc.collect()
+                await asyncio.sleep_ms(_RESTART_MS)
+                asyncio.create_task(self._clear_task_fault(n))
+
+    async def _clear_task_fault(self, n):
+        # The fault stays while tasks keep failing; quiet for a while, it clears.
+        await asyncio.sleep_ms(self.task_quiet_ms)
+        if self.task_restarts == n:
+            self.fault("task")
 
     # -- metering --------------------------------------------------------
     def setup_meter(self):
@@ -144,19 +173,19 @@ class App:
         self.info("DICAMM %s starting on board %s" % (VERSION, self.board.get("name")))
         if self.board.get("chip") is not None:
             from dicamm import netif
-            self.start(netif.keep_up(self))
-            self.start(self.watchdog())
-        self.start(self.timekeeper.run())
+            self.start("network", lambda: netif.keep_up(self))
+            self.start("watchdog", self.watchdog)
+        self.start("time", self.timekeeper.run)
         if self.setup_meter():
-            self.start(self.metering.run())
-            self.start(self.watch_meter())
+            self.start("metering", self.metering.run)
+            self.start("meter watch", self.watch_meter)
             from dicamm.loadprofile import LoadProfile
             self.loadprofile = LoadProfile(self.journal("qh", self.config.get("storage.qh_max_bytes")),
                                            self.metering, self.timekeeper, self.clock, self.info)
-            self.start(self.loadprofile.run())
+            self.start("load profile", self.loadprofile.run)
         self.start_extras()
         gc.collect()
-        self.start(self.console.run())
+        self.start("console", self.console.run)
         while True:
             await asyncio.sleep_ms(60000)
 
@@ -230,7 +259,7 @@ class App:
                                      self.storage, cfg.get("cls_id"))
                 self.journals["outbox"] = self.outbox.events
                 self.journals["acks"] = self.outbox.acks
-                self.start(self.outbox.run())
+                self.start("outbox", self.outbox.run)
                 ob = self.outbox
 
                 async def watch():
@@ -244,7 +273,7 @@ class App:
                         else:
                             self.fault("taf16")
                         await asyncio.sleep_ms(500)
-                self.start(watch())
+                self.start("gateway watch", watch)
         else:
             self.fault("taf16", "not configured: set cls_id and han.url")
         tx = self.transactions
@@ -328,7 +357,7 @@ class App:
             self.info(c.schedule.load_error)
         if self.metering is not None:
             self.metering.listeners.append(c.update_meter)
-        self.start(c.run())
+        self.start("control", c.run)
 
         async def watch():
             # Element and relay faults (plausibility, contact feedback) become
@@ -343,7 +372,7 @@ class App:
                 else:
                     self.fault("element")
                 await asyncio.sleep_ms(500)
-        self.start(watch())
+        self.start("element watch", watch)
 
     # -- MQTT ------------------------------------------------------------
     def start_mqtt(self):
@@ -373,7 +402,7 @@ class App:
             from dicamm.loadprofile import decode
             sources["decode"]["qh"] = decode
         self.mqtt = MqttLink(cfg, cfg.get("device_id") or "dicamm", self.commands, sources, self.clock)
-        self.start(self.mqtt.run())
+        self.start("mqtt", self.mqtt.run)
 
     def _mqtt_reading(self):
         m = self.metering

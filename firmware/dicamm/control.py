@@ -129,8 +129,11 @@ class Controller:
                 self._emit("switch", "power_up", old, False, "power-up state off")
 
     async def run(self):
-        self._wake = asyncio.Event()
-        await self.start()
+        if self._wake is None:
+            # First start: the power-up state. Started again after an internal
+            # error, the controller keeps the state it had.
+            self._wake = asyncio.Event()
+            await self.start()
         ms = self.clock.real_ms_for(_TICK_MS)
         while True:
             try:

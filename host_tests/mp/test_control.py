@@ -311,3 +311,42 @@ def test_setpoint_output_and_modulating_controller():
     m.fail = False
     steps(c, clock, 7)
     assert out.power_w == 0 and sw(ev)[-1] == ("dso", True, False)
+
+
+def test_run_started_again_keeps_the_relay_state():
+    # The application starts a failed task again (app._supervised): the second
+    # run of the controller must not switch the load off as at power-up.
+    out = FakeOutput(on=False)
+    clock = Clock(speed=1000, start_ms=T0)
+    ev = []
+    c = Controller(out, clock, clock.wall_ms, CFG, ev.append)
+
+    async def until(cond, real_ms=3000):
+        t = time.ticks_ms()
+        while not cond():
+            assert time.ticks_diff(time.ticks_ms(), t) < real_ms, "timeout"
+            await asyncio.sleep_ms(1)
+
+    async def main():
+        task = asyncio.create_task(c.run())
+        await until(lambda: out.calls)
+        await until(lambda: clock.wall_ms() - T0 > 40000)
+        c.manual("on", 600)
+        await until(lambda: out.on)
+        task.cancel()                                # the task ended (here: cancelled)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        n = len(out.calls)
+        task = asyncio.create_task(c.run())          # ...and started again
+        await until(lambda: clock.wall_ms() - T0 > 60000)
+        assert out.on is True and False not in out.calls[n:], out.calls
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+    assert sw(ev) == [("installer", False, True)], ev

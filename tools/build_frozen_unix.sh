@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Build a unix-port MicroPython with the firmware frozen in (code in the binary, not
+# in the heap, as on an ESP32 built with manifest.py), to measure the heap a frozen
+# build needs:
+#   MPY_DIR=~/src/micropython tools/build_frozen_unix.sh      -> build/frozen-unix/micropython
+#   DICAMM_FROZEN_MICROPYTHON=build/frozen-unix/micropython make bench
+# MPY_DIR is a MicroPython checkout with its submodules (lib/micropython-lib,
+# lib/mbedtls); the package registries do not carry one, so CI
+# cannot build this. BITS=32 builds it for 32 bits (needs gcc-multilib): pointers of 4
+# bytes and GC blocks of 16 as on an ESP32, where the 64-bit port needs about twice the
+# heap for the same objects; its output is build/frozen-unix32/micropython.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+: "${MPY_DIR:?set MPY_DIR to a MicroPython source tree}"
+VARIANT="${VARIANT:-standard}"
+BITS="${BITS:-64}"
+OUT="$ROOT/build/frozen-unix"
+EXTRA=()
+if [ "$BITS" = 32 ]; then
+    OUT="$ROOT/build/frozen-unix32"
+    EXTRA=(CFLAGS_EXTRA=-m32 LDFLAGS_EXTRA=-m32)
+fi
+JOBS="$(nproc 2>/dev/null || echo 2)"
+make -C "$MPY_DIR/mpy-cross" -j"$JOBS" >/dev/null
+make -C "$MPY_DIR/ports/unix" -j"$JOBS" VARIANT="$VARIANT" MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 "${EXTRA[@]}" \
+     FROZEN_MANIFEST="$ROOT/tools/manifest_unix.py" BUILD="$OUT/build-$VARIANT" \
+     PROG=micropython >/dev/null
+cp "$OUT/build-$VARIANT/micropython" "$OUT/micropython"
+"$OUT/micropython" -c "import dicamm.app, sys; print('frozen unix build:', sys.version)"
+echo "$OUT/micropython"
