@@ -91,6 +91,27 @@ def test_deploy_dry_run_mip(tmp_path):
     assert ["mip", "install", "--target", "lib", "umqtt.simple"] in [c[3:] for c in runs]
 
 
+def test_deploy_dry_run_frozen(tmp_path):
+    # An image with the firmware frozen in: no lib/ modules are copied, and the
+    # board's lib/dicamm and lib/umqtt (from an earlier .mpy deploy) are emptied.
+    files, runs = dry_run(tmp_path / "out", "esp32_devkitc", "--frozen")
+    assert sorted(d for _, d in files) == ["board.mpy", "boot.py", "config.default.json", "main.py"]
+    assert not [c for c in runs if c[3] == "mip"]
+    finish = [os.path.join(ROOT, c[-1]) for c in runs if c[-2] == "run"][1]
+    fs = tmp_path / "fs"
+    (fs / "lib" / "dicamm").mkdir(parents=True)
+    (fs / "lib" / "dicamm" / "app.mpy").write_text("x")
+    (fs / "lib" / "other.mpy").write_text("x")          # the user's own: kept
+    (fs / "config.default.json").write_text("{}")
+    r = subprocess.run([MICROPYTHON, finish], cwd=str(fs), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert os.listdir(fs / "lib" / "dicamm") == []
+    assert sorted(os.listdir(fs / "lib")) == ["dicamm", "other.mpy"]
+    r = subprocess.run([PY, os.path.join(TOOLS, "deploy.py"), "--port", "x", "--frozen", "--mip", "--dry-run",
+                        "--out", str(tmp_path / "o2")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "exclude" in r.stderr
+
+
 def test_deploy_refuses_unix(tmp_path):
     r = subprocess.run([PY, os.path.join(TOOLS, "deploy.py"), "--port", "x", "--board", "unix", "--dry-run",
                         "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)

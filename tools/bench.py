@@ -459,7 +459,8 @@ def main(argv=None):
                     help="a unix micropython with the firmware frozen in (tools/build_frozen_unix.sh)")
     ap.add_argument("--frozen32-micropython", default=os.environ.get("DICAMM_FROZEN32_MICROPYTHON"),
                     help="the same built for 32 bits (BITS=32 tools/build_frozen_unix.sh)")
-    ap.add_argument("--no-heap", action="store_true")
+    ap.add_argument("--no-heap", action="store_true", help="the measured day only")
+    ap.add_argument("--heap-only", action="store_true", help="the heap search only")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "bench-run"))
     ap.add_argument("--out", help="also write the JSON here")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -481,6 +482,12 @@ def main(argv=None):
         # the heap search runs beside the wire-timed day (2 cores: the day mostly waits on the wire)
         heap_thread = threading.Thread(target=heap_search, args=(a, heap_res, log), daemon=True)
         heap_thread.start()
+    if a.heap_only:
+        heap_search(a, heap_res, log)
+        res = {"date": time.strftime("%Y-%m-%d"), "micropython": _mp_version()}
+        res.update(heap_res)
+        res["bench_wall_s"] = round(time.monotonic() - t0, 1)
+        return _report(a, res, True)
     log("the day: %g h at %dx with wire timing 9600 baud, MQTT online, %d windows" % (
         hours, speed, 2 if a.quick else 8))
     day = run_day(os.path.join(a.workdir, "day"), speed, heap=a.heap, form="mpy", wire_timing=True,
@@ -518,12 +525,16 @@ def main(argv=None):
         heap_thread.join()
         res.update(heap_res)
     res["bench_wall_s"] = round(time.monotonic() - t0, 1)
+    return _report(a, res, day["passes"])
+
+
+def _report(a, res, passes):
     text = json.dumps(res, sort_keys=True)
     print(text)
     if a.out:
         with open(a.out, "w") as f:
             f.write(text + "\n")
-    return 0 if day["passes"] else 1
+    return 0 if passes else 1
 
 
 def _mp_version():

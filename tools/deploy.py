@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Deploy the DICAMM firmware to a board running MicroPython, with mpremote.
 
-    tools/deploy.py --port PORT --board NAME [--dry-run] [--mip] [--config FILE]
+    tools/deploy.py --port PORT --board NAME [--dry-run] [--mip | --frozen] [--config FILE]
 
 Steps: compile with build_mpy into build/<board>/, then, each a separate
 mpremote call:
@@ -16,6 +16,10 @@ mpremote call:
      install config.default.json as config.json only if there is none, clear
      the crash counter and the safe-mode file;
   6. hard reset: the board starts the application.
+--frozen: the board runs a MicroPython image with the firmware frozen in
+(manifest.py; an ESP32 without PSRAM needs one, see docs/FLASHING.md): only
+boot.py, main.py, board.mpy and the starter config are copied, and step 5
+empties lib/dicamm and lib/umqtt, whose modules the frozen ones replace.
 --dry-run builds, then prints every file ("file LOCAL :DEVICE") and every
 mpremote command line ("run ...") without touching a device.
 """
@@ -58,7 +62,11 @@ def rm(p):
 
 KEEP = %r
 for d in %r:  # stale modules; a .py beside a .mpy would even be imported first
-    for n in os.listdir(d):
+    try:
+        names = os.listdir(d)
+    except OSError:  # not there (a frozen image never had it)
+        continue
+    for n in names:
         if d + "/" + n not in KEEP:
             rm(d + "/" + n)
 rm("board.py")
@@ -97,9 +105,11 @@ def starter_config(board_name, out_dir, config_path=None):
     return dest
 
 
-def plan(port, board_name, use_mip=False, config_path=None, out_root=None):
+def plan(port, board_name, use_mip=False, config_path=None, out_root=None, frozen=False):
     """Build, then return (files, commands): files as (local, device path),
     commands as argument lists for subprocess (cwd = repo root)."""
+    if frozen and use_mip:
+        raise SystemExit("deploy: --frozen and --mip exclude each other (the image has the dependencies)")
     board, built = build_mpy.build(board_name, out_root)
     if board["chip"] is None:
         raise SystemExit("deploy: board %r is the unix port; nothing to deploy" % board_name)
@@ -109,6 +119,8 @@ def plan(port, board_name, use_mip=False, config_path=None, out_root=None):
     files = []
     for local, dev in built:
         if use_mip and dev[:-4] in dep_devs:
+            continue
+        if frozen and dev.startswith("lib/"):
             continue
         files.append((local, dev))
     files.append((starter_config(board_name, out_dir, config_path), STARTER))
@@ -131,6 +143,8 @@ def plan(port, board_name, use_mip=False, config_path=None, out_root=None):
         f.write(_PREPARE % (folders,))
     with open(finish, "w") as f:
         code_dirs = [d for d in folders if d != "lib"]
+        if frozen:
+            code_dirs = sorted(set(dev.rsplit("/", 1)[0] for _, dev in built if dev.startswith("lib/")) - {"lib"})
         keep = sorted(dev for _, dev in files if "/" in dev and dev.rsplit("/", 1)[0] in code_dirs)
         f.write(_FINISH % (keep, code_dirs, STARTER, STARTER))
     cmds = [mp + ["exec", "--no-follow", _ENTER_SAFE]]
@@ -153,10 +167,12 @@ def main(argv=None):
     ap.add_argument("--board", default=build_mpy.DEFAULT_BOARD)
     ap.add_argument("--dry-run", action="store_true", help="print files and mpremote commands only")
     ap.add_argument("--mip", action="store_true", help="dependencies via `mpremote mip install` (host internet)")
+    ap.add_argument("--frozen", action="store_true",
+                    help="the board's MicroPython has the firmware frozen in (manifest.py): no lib/ modules")
     ap.add_argument("--config", help="starter config (JSON) installed if the board has no config.json")
     ap.add_argument("--out", help="build root (default build/)")
     args = ap.parse_args(argv)
-    files, cmds = plan(args.port, args.board, args.mip, args.config, args.out)
+    files, cmds = plan(args.port, args.board, args.mip, args.config, args.out, args.frozen)
     if args.dry_run:
         for local, dev in files:
             print("file %s :%s" % (rel(local), dev))

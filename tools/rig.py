@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,6 +73,8 @@ def merge(base, extra):
             base[k] = v
     return base
 
+
+_PKI_LOCK = threading.Lock()
 
 class Rig:
     def __init__(self, workdir, speed=1, start_ms=None, meters=("1:sdm630",), load="day",
@@ -145,9 +148,12 @@ class Rig:
     def start_han(self):
         if not self.han_mode:
             return
-        if not os.path.exists(os.path.join(self.pki, "ca.der")):
-            subprocess.run(["sh", os.path.join(HERE, "mkpki.sh"), self.pki], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with _PKI_LOCK:  # openssl runs side by side now and then fail (the bench starts rigs in threads)
+            if not os.path.exists(os.path.join(self.pki, "ca.der")):
+                r = subprocess.run(["sh", os.path.join(HERE, "mkpki.sh"), self.pki],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                if r.returncode != 0:
+                    raise RuntimeError("mkpki.sh %s failed: %s" % (self.pki, r.stderr.strip()[-400:]))
         with open(self.han_ctl, "w") as f:
             json.dump({"mode": "ok"}, f)
         argv = [PY, os.path.join(HERE, "han_emu.py"), "--port", "0", "--pki", self.pki, "--store", self.han_store,

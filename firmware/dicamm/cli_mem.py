@@ -47,6 +47,14 @@ def mem_dict():
 
 
 def cmd_mem(con, args):
+    if args.flags.get("map"):
+        # Block by block (T tuple, L list, D dict, S str, A bytearray, B function,
+        # h other, = rest of a block, . free): where the holes of a fragmented
+        # heap are and what lies between them. Printed by MicroPython itself.
+        import micropython
+        gc.collect()
+        micropython.mem_info(1)
+        return
     d = mem_dict()
     con.emit(args, d, lambda d: con.write("heap %d of %d bytes used (%d free); high-water %d over %d samples" % (
         d["alloc"], d["total"], d["free"], d["peak_alloc"], d["samples"])))
@@ -55,5 +63,5 @@ def cmd_mem(con, args):
 _start()
 
 COMMANDS = {
-    "mem": (cmd_mem, "heap use now and its high-water mark [--json]", None),
+    "mem": (cmd_mem, "heap use now and its high-water mark [--json | --map]", None),
 }

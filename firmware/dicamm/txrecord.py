@@ -23,6 +23,17 @@ _ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _str(s, out):
+    # Whole when nothing needs escaping (the usual case): one list entry per
+    # string, not one per character (a record's list stays short, no big
+    # contiguous block is needed in a fragmented heap).
+    for c in s:
+        if c in _ESC or not (" " <= c < "\x7f"):
+            break
+    else:
+        out.append('"')
+        out.append(s)
+        out.append('"')
+        return
     out.append('"')
     for c in s:
         o = ord(c)
