@@ -12,13 +12,15 @@ The firmware runs on the MicroPython unix port against the emulators (tools/rig.
      a value, the console still answers. The firmware runs as .mpy (tools/build_mpy.py
      --board unix, what `make deploy` installs) and, with --frozen-micropython and
      --frozen32-micropython, also from unix interpreters that have the firmware frozen in
-     (tools/build_frozen_unix.sh: 64 bits, and 32 bits like an ESP32).
+     (tools/build_frozen_unix.sh: 64 bits, and 32 bits like an ESP32), and with
+     --plain32-micropython as .mpy on a 32-bit interpreter (form mpy32).
 
 Times inside the device are device ms at the run's speed (device seconds per real
 second, reported); wall times are real. Every figure comes from this run.
 
     tools/bench.py [--quick] [--speed 240] [--heap-speed 1000] [--no-heap] [--out FILE]
-        [--frozen-micropython PATH] [--frozen32-micropython PATH] [--forms mpy,py] [--workdir DIR]
+        [--frozen-micropython PATH] [--frozen32-micropython PATH] [--plain32-micropython PATH]
+        [--forms mpy,py] [--workdir DIR] [--heap-only]
 """
 import argparse
 import atexit
@@ -73,7 +75,7 @@ class CodeFirmware(fwproc.Firmware):
         else:
             main = os.path.join(ROOT, "build", "unix", "main.py")
             path = [".frozen"]
-            if self.form == "mpy":
+            if self.form.startswith("mpy"):
                 path.append(os.path.join(ROOT, "build", "unix", "lib"))
             path += [os.path.join(ROOT, "boards"), os.path.join(ROOT, "build", "lib")]
             env["MICROPYPATH"] = ":".join(path)
@@ -434,14 +436,16 @@ def heap_search(a, res, log):
         forms.append(("frozen", a.frozen_micropython))
     if a.frozen32_micropython:
         forms.append(("frozen32", a.frozen32_micropython))
+    if a.plain32_micropython:
+        forms.append(("mpy32", a.plain32_micropython))
     res["heap_search"] = {}
     for form, mp in forms:
-        lo, hi = {"py": (384, 896), "mpy": (320, 576), "frozen": (96, 320), "frozen32": (48, 160)}[form]
+        lo, hi = {"py": (384, 896), "mpy": (320, 576), "frozen": (96, 320), "frozen32": (48, 160), "mpy32": (128, 320)}[form]
         best, runs = bisect_heap(os.path.join(a.workdir, "heap"), form, mp, a.heap_speed, lo, hi, step, hh, log)
         res["heap_search"][form] = {"min_kib": best, "runs": runs, "speed": a.heap_speed, "hours": hh,
                                     "step_kib": step}
         res["heap_min_kib_" + form] = best
-    for form in ("frozen32", "frozen", "mpy", "py"):
+    for form in ("frozen32", "frozen", "mpy32", "mpy", "py"):
         if res.get("heap_min_kib_" + form):
             res["heap_min_kib"] = res["heap_min_kib_" + form]
             res["heap_min_form"] = form
@@ -459,6 +463,9 @@ def main(argv=None):
                     help="a unix micropython with the firmware frozen in (tools/build_frozen_unix.sh)")
     ap.add_argument("--frozen32-micropython", default=os.environ.get("DICAMM_FROZEN32_MICROPYTHON"),
                     help="the same built for 32 bits (BITS=32 tools/build_frozen_unix.sh)")
+    ap.add_argument("--plain32-micropython", default=os.environ.get("DICAMM_PLAIN32_MICROPYTHON"),
+                    help="a 32-bit unix micropython without the firmware, which then runs as .mpy "
+                         "(FREEZE=0 BITS=32 tools/build_frozen_unix.sh)")
     ap.add_argument("--no-heap", action="store_true", help="the measured day only")
     ap.add_argument("--heap-only", action="store_true", help="the heap search only")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "bench-run"))

@@ -27,6 +27,10 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
+class _PortTaken(Exception):
+    pass
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -82,6 +86,7 @@ class Broker:
                  max_packet=None, persistence=False):
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self._own_ports = port is None
         self.tls = tls
         self.tls_port = free_port() if tls else None
         self.users = users
@@ -130,6 +135,30 @@ class Broker:
             f.write("\n".join(lines) + "\n")
 
     def start(self, timeout=10):
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except _PortTaken:
+                # free_port() released the port and another emulator of the rig
+                # took it before mosquitto bound it: new ports, same files.
+                self._relisten()
+        return self._start(timeout)
+
+    def _relisten(self):
+        with open(self.conf) as f:
+            text = f.read()
+        old = [self.port] + ([self.tls_port] if self.tls_port else [])
+        self.port = free_port()
+        if self.tls_port:
+            self.tls_port = free_port()
+        new = [self.port] + ([self.tls_port] if self.tls_port else [])
+        for a, b in zip(old, new):
+            text = text.replace("listener %d " % a, "listener %d " % b)
+        with open(self.conf, "w") as f:
+            f.write(text)
+        open(self.log, "w").close()  # the next start's log only
+
+    def _start(self, timeout):
         if self.proc is not None:
             return self
         self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=subprocess.DEVNULL,
@@ -139,6 +168,8 @@ class Broker:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace")
                 self.proc = None
+                if self._own_ports and "Address already in use" in err + self.log_text():
+                    raise _PortTaken()
                 raise RuntimeError("mosquitto exited: %s %s" % (err, self.log_text()))
             try:
                 socket.create_connection((self.host, self.port), 0.2).close()

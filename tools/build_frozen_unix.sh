@@ -9,6 +9,8 @@
 # cannot build this. BITS=32 builds it for 32 bits (needs gcc-multilib): pointers of 4
 # bytes and GC blocks of 16 as on an ESP32, where the 64-bit port needs about twice the
 # heap for the same objects; its output is build/frozen-unix32/micropython.
+# FREEZE=0 leaves the firmware out (the port's own frozen modules only): a plain
+# interpreter to measure the firmware as .mpy, build/plain-unix32/micropython.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 : "${MPY_DIR:?set MPY_DIR to a MicroPython source tree}"
@@ -16,15 +18,24 @@ VARIANT="${VARIANT:-standard}"
 BITS="${BITS:-64}"
 OUT="$ROOT/build/frozen-unix"
 EXTRA=()
+MANIFEST="$ROOT/tools/manifest_unix.py"
 if [ "$BITS" = 32 ]; then
     OUT="$ROOT/build/frozen-unix32"
     EXTRA=(CFLAGS_EXTRA=-m32 LDFLAGS_EXTRA=-m32)
 fi
+if [ "${FREEZE:-1}" = 0 ]; then
+    OUT="${OUT/frozen-/plain-}"
+    MANIFEST="$MPY_DIR/ports/unix/variants/$VARIANT/manifest.py"
+fi
 JOBS="$(nproc 2>/dev/null || echo 2)"
 make -C "$MPY_DIR/mpy-cross" -j"$JOBS" >/dev/null
 make -C "$MPY_DIR/ports/unix" -j"$JOBS" VARIANT="$VARIANT" MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 "${EXTRA[@]}" \
-     FROZEN_MANIFEST="$ROOT/tools/manifest_unix.py" BUILD="$OUT/build-$VARIANT" \
+     FROZEN_MANIFEST="$MANIFEST" BUILD="$OUT/build-$VARIANT" \
      PROG=micropython >/dev/null
 cp "$OUT/build-$VARIANT/micropython" "$OUT/micropython"
-"$OUT/micropython" -c "import dicamm.app, sys; print('frozen unix build:', sys.version)"
+if [ "${FREEZE:-1}" = 0 ]; then
+    "$OUT/micropython" -c "import asyncio, sys; print('plain unix build:', sys.version)"
+else
+    "$OUT/micropython" -c "import dicamm.app, sys; print('frozen unix build:', sys.version)"
+fi
 echo "$OUT/micropython"

@@ -12,15 +12,29 @@ def _xor(key, pad):
     return out
 
 
+class HMAC:
+    # Incremental: update() with the message in pieces, then digest(); a long
+    # message need not be in RAM in one piece.
+    def __init__(self, key):
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = bytes(key) + bytes(_BLOCK - len(key))
+        self._inner = hashlib.sha256(_xor(key, 0x36))
+        self._outer_key = _xor(key, 0x5C)
+
+    def update(self, msg):
+        self._inner.update(msg)
+
+    def digest(self):
+        outer = hashlib.sha256(self._outer_key)
+        outer.update(self._inner.digest())
+        return outer.digest()
+
+
 def digest(key, msg):
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = bytes(key) + bytes(_BLOCK - len(key))
-    inner = hashlib.sha256(_xor(key, 0x36))
-    inner.update(msg)
-    outer = hashlib.sha256(_xor(key, 0x5C))
-    outer.update(inner.digest())
-    return outer.digest()
+    h = HMAC(key)
+    h.update(msg)
+    return h.digest()
 
 
 def hexdigest(key, msg):

@@ -8,6 +8,7 @@
 # The canonical bytes are compact JSON with sorted keys, non-ASCII escaped, written
 # here so that MicroPython and CPython produce identical bytes.
 import hashlib
+import io
 import json
 from binascii import hexlify
 
@@ -22,75 +23,82 @@ _END_REASONS = ("E", "EP", "ER", "EE")
 _ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def _str(s, out):
-    # Whole when nothing needs escaping (the usual case): one list entry per
-    # string, not one per character (a record's list stays short, no big
-    # contiguous block is needed in a fragmented heap).
+def _str(s, put):
+    # Whole when nothing needs escaping (the usual case).
     for c in s:
         if c in _ESC or not (" " <= c < "\x7f"):
             break
     else:
-        out.append('"')
-        out.append(s)
-        out.append('"')
+        put('"')
+        put(s)
+        put('"')
         return
-    out.append('"')
+    put('"')
     for c in s:
         o = ord(c)
         if c in _ESC:
-            out.append(_ESC[c])
+            put(_ESC[c])
         elif o < 0x20 or 0x7F <= o < 0x10000:
-            out.append("\\u%04x" % o)
+            put("\\u%04x" % o)
         elif o >= 0x10000:
             o -= 0x10000
-            out.append("\\u%04x\\u%04x" % (0xD800 + (o >> 10), 0xDC00 + (o & 0x3FF)))
+            put("\\u%04x\\u%04x" % (0xD800 + (o >> 10), 0xDC00 + (o & 0x3FF)))
         else:
-            out.append(c)
-    out.append('"')
+            put(c)
+    put('"')
 
 
-def _enc(v, out):
+def _enc(v, put):
+    # The canonical text of v, handed to put() in small pieces: hashing and
+    # sealing consume them as they come, no record is built in RAM for them
+    # (a list of pieces needed a block of 2-4 KiB, which a fragmented heap
+    # could not give at the stop event).
     if v is None:
-        out.append("null")
+        put("null")
     elif v is True:
-        out.append("true")
+        put("true")
     elif v is False:
-        out.append("false")
+        put("false")
     elif isinstance(v, int):
-        out.append(str(v))
+        put(str(v))
     elif isinstance(v, str):
-        _str(v, out)
+        _str(v, put)
     elif isinstance(v, dict):
-        out.append("{")
+        put("{")
         first = True
         for k in sorted(v):
             if not first:
-                out.append(",")
+                put(",")
             first = False
-            _str(k, out)
-            out.append(":")
-            _enc(v[k], out)
-        out.append("}")
+            _str(k, put)
+            put(":")
+            _enc(v[k], put)
+        put("}")
     elif isinstance(v, (list, tuple)):
-        out.append("[")
+        put("[")
         for i in range(len(v)):
             if i:
-                out.append(",")
-            _enc(v[i], out)
-        out.append("]")
+                put(",")
+            _enc(v[i], put)
+        put("]")
     else:
         # floats differ between single- and double-precision ports: not allowed.
         raise ValueError("canonical JSON: unsupported %s" % type(v))
 
 
+def _feed(obj, h):
+    _enc(obj, lambda s: h.update(s.encode()))
+    return h.digest()
+
+
 def canonical(obj):
-    out = []
-    _enc(obj, out)
-    return "".join(out).encode()
+    buf = io.BytesIO()
+    _enc(obj, lambda s: buf.write(s.encode()))
+    return buf.getvalue()
 
 
 def record_hash(rec):
-    return hexlify(hashlib.sha256(canonical(rec)).digest()).decode()
+    return hexlify(_feed(rec, hashlib.sha256())).decode()
 
 
 def seal(rec, key):
@@ -99,7 +107,7 @@ def seal(rec, key):
     for k in rec:
         if k != "mac":
             body[k] = rec[k]
-    return hexlify(hmac256.digest(key, canonical(body))).decode()
+    return hexlify(_feed(body, hmac256.HMAC(key))).decode()
 
 
 def reading(reason, reading_wh, time_ms, time_status, uuid=None):
