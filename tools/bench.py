@@ -485,7 +485,7 @@ def main(argv=None):
     t0 = time.monotonic()
     heap_res = {}
     heap_thread = None
-    if not a.no_heap:
+    if not a.no_heap and not a.heap_only:
         # the heap search runs beside the wire-timed day (2 cores: the day mostly waits on the wire)
         heap_thread = threading.Thread(target=heap_search, args=(a, heap_res, log), daemon=True)
         heap_thread.start()
