@@ -13,6 +13,7 @@
 # start/end: {"kind": "switch"|"window_start"|"window_end", "time_ms",
 # "time_status", "source", "old", "new", "power_w", "reason", "reading",
 # "window_id", "late"}. Setpoint changes that keep a load on are not events.
+import gc
 import time
 
 try:
@@ -220,6 +221,11 @@ class Controller:
               "source": source, "old": old, "new": new,
               "power_w": self._applied[1] if self._applied else 0,
               "reason": reason, "reading": self.reading, "window_id": window_id, "late": late}
+        if kind == "switch":
+            # The consumer writes an event and a transaction record: a few
+            # times a day, worth a collection first so that a fragmented heap
+            # has its largest free block back.
+            gc.collect()
         try:
             self.on_transition(ev)
         except Exception as e:  # a consumer's bug must not stop switching
