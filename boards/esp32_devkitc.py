@@ -5,11 +5,13 @@
 # external LED (many clones have one on GPIO2). Safe mode: BOOT button (GPIO0),
 # pressed after the reset is released (held during reset it starts the ROM
 # download mode instead).
+# Image: ESP32_GENERIC built with the firmware frozen in (manifest.py): without
+# PSRAM the firmware as .mpy does not fit the heap (docs/FLASHING.md, Memory).
 BOARD = {
     "name": "esp32_devkitc",
     "chip": "esp32",
     "firmware_image": {"name": "ESP32_GENERIC", "version": "1.29.0",
-                       "page": "MicroPython download page, board ESP32_GENERIC"},
+                       "page": "MicroPython download page, board ESP32_GENERIC", "frozen": True},
     "meter_uart": {"id": 2, "tx": 17, "rx": 16, "de": 4},
     "relay": {"pin": 23, "active_low": False, "feedback": 22, "feedback_active_low": True},
     "led": 2,

@@ -5,12 +5,13 @@
 # plain GPIO, so no status LED is declared. Safe mode: BOOT button (GPIO0),
 # pressed after the reset is released.
 # Image: ESP32_GENERIC_S3; modules with octal PSRAM (N8R8, N16R8) may use its
-# SPIRAM_OCT variant, the firmware does not need PSRAM.
+# SPIRAM_OCT variant and run the firmware as .mpy; an N8 without PSRAM needs the
+# image built with the firmware frozen in (docs/FLASHING.md, Memory).
 BOARD = {
     "name": "esp32s3_devkitc",
     "chip": "esp32s3",
     "firmware_image": {"name": "ESP32_GENERIC_S3", "version": "1.29.0",
-                       "page": "MicroPython download page, board ESP32_GENERIC_S3"},
+                       "page": "MicroPython download page, board ESP32_GENERIC_S3", "frozen": False},
     "meter_uart": {"id": 1, "tx": 17, "rx": 18, "de": 8},
     "relay": {"pin": 4, "active_low": False, "feedback": 5, "feedback_active_low": True},
     "led": None,

@@ -8,11 +8,12 @@
 # - the relay and its feedback use the free header pins GPIO32 and GPIO33;
 # - the LED is a WS2812 RGB LED on GPIO4, not a plain GPIO: no status LED;
 # - safe mode: BOOT button (GPIO0), pressed after the reset is released.
+# Image: ESP32_GENERIC with the firmware frozen in (no PSRAM; docs/FLASHING.md, Memory).
 BOARD = {
     "name": "lilygo_t_can485",
     "chip": "esp32",
     "firmware_image": {"name": "ESP32_GENERIC", "version": "1.29.0",
-                       "page": "MicroPython download page, board ESP32_GENERIC"},
+                       "page": "MicroPython download page, board ESP32_GENERIC", "frozen": True},
     "meter_uart": {"id": 2, "tx": 22, "rx": 21, "de": None,
                    "hold": [[16, 1], [19, 1], [17, 1]]},
     "relay": {"pin": 32, "active_low": False, "feedback": 33, "feedback_active_low": True},

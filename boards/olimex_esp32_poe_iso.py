@@ -10,11 +10,13 @@
 # - relay and feedback on the EXT header: GPIO32, GPIO33;
 # - BUT1 is GPIO34 (input only, external pull-up on the board), used for safe
 #   mode; the board has no user LED.
+# Image: OLIMEX_ESP32_POE with the firmware frozen in (no PSRAM on the standard
+# variant; docs/FLASHING.md, Memory).
 BOARD = {
     "name": "olimex_esp32_poe_iso",
     "chip": "esp32",
     "firmware_image": {"name": "OLIMEX_ESP32_POE", "version": "1.29.0",
-                       "page": "MicroPython download page, board OLIMEX_ESP32_POE"},
+                       "page": "MicroPython download page, board OLIMEX_ESP32_POE", "frozen": True},
     "meter_uart": {"id": 2, "tx": 4, "rx": 36, "de": 5},
     "relay": {"pin": 32, "active_low": False, "feedback": 33, "feedback_active_low": True},
     "led": None,

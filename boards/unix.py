@@ -6,7 +6,7 @@ BOARD = {
     "name": "unix",
     "chip": None,
     "firmware_image": {"name": "unix", "version": "1.29.0",
-                       "page": "none: the unix port is .venv/bin/micropython (make setup)"},
+                       "page": "none: the unix port is .venv/bin/micropython (make setup)", "frozen": False},
     "meter_uart": {"id": None, "tx": None, "rx": None, "de": None},
     "relay": {"pin": None, "active_low": False, "feedback": None, "feedback_active_low": False},
     "led": None,

@@ -72,6 +72,8 @@ def test_board_shape(name):
     assert isinstance(img["name"], str) and img["name"] and img["version"].count(".") == 2 and img["page"]
     if b["chip"] == "esp32s3":
         assert "S3" in img["name"]
+    # frozen: the image must have the firmware frozen in (no PSRAM: .mpy does not fit)
+    assert img["frozen"] is (b["chip"] == "esp32"), "ESP32 boards here have no PSRAM"
     assert {"id", "tx", "rx", "de"} <= set(b["meter_uart"]) <= {"id", "tx", "rx", "de", "hold"}
     assert set(b["relay"]) == {"pin", "active_low", "feedback", "feedback_active_low"}
     assert isinstance(b["relay"]["active_low"], bool) and isinstance(b["relay"]["feedback_active_low"], bool)

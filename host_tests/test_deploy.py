@@ -54,7 +54,7 @@ def mpy_header(path):
 
 @pytest.mark.parametrize("board", DEVICE_BOARDS)
 def test_deploy_dry_run_lists_every_module(tmp_path, board):
-    files, runs = dry_run(tmp_path, board)
+    files, runs = dry_run(tmp_path, board, "--psram")  # .mpy: what a board with PSRAM gets
     devs = [d for _, d in files]
     assert len(devs) == len(set(devs))
     expected = set(firmware_device_paths()) | {"lib/umqtt/simple.mpy", "board.mpy", "boot.py", "main.py",
@@ -85,7 +85,7 @@ def test_deploy_dry_run_lists_every_module(tmp_path, board):
 
 
 def test_deploy_dry_run_mip(tmp_path):
-    files, runs = dry_run(tmp_path, "esp32_devkitc", "--mip")
+    files, runs = dry_run(tmp_path, "esp32_devkitc", "--mip", "--psram")
     devs = [d for _, d in files]
     assert "lib/umqtt/simple.mpy" not in devs and "lib/dicamm/startup.mpy" in devs
     assert ["mip", "install", "--target", "lib", "umqtt.simple"] in [c[3:] for c in runs]
@@ -112,6 +112,17 @@ def test_deploy_dry_run_frozen(tmp_path):
     assert r.returncode != 0 and "exclude" in r.stderr
 
 
+@pytest.mark.parametrize("board", ["esp32_devkitc", "lilygo_t_can485", "olimex_esp32_poe_iso"])
+def test_deploy_refuses_mpy_without_psram(tmp_path, board):
+    # The firmware as .mpy needs more heap than an ESP32 without PSRAM has: the
+    # user is told to flash a frozen image (or to say the board has PSRAM).
+    r = subprocess.run([PY, os.path.join(TOOLS, "deploy.py"), "--port", "x", "--board", board, "--dry-run",
+                        "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "no PSRAM" in r.stderr and "--frozen" in r.stderr and not r.stdout
+    files, _ = dry_run(tmp_path / "s3", "esp32s3_devkitc")   # PSRAM module: .mpy without a flag
+    assert "lib/dicamm/app.mpy" in [d for _, d in files]
+
+
 def test_deploy_refuses_unix(tmp_path):
     r = subprocess.run([PY, os.path.join(TOOLS, "deploy.py"), "--port", "x", "--board", "unix", "--dry-run",
                         "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
@@ -121,7 +132,7 @@ def test_deploy_refuses_unix(tmp_path):
 def test_deploy_scripts_on_a_board_filesystem(tmp_path):
     # Run the generated on-board scripts on the unix port in a folder that
     # stands for the board's filesystem.
-    _, runs = dry_run(tmp_path / "out", "esp32_devkitc")
+    _, runs = dry_run(tmp_path / "out", "esp32_devkitc", "--psram")
     prepare, finish = [os.path.join(ROOT, c[-1]) for c in runs if c[-2] == "run"]
     fs = tmp_path / "fs"
     fs.mkdir()

@@ -443,7 +443,7 @@ def heap_search(a, res, log):
         lo, hi = {"py": (384, 896), "mpy": (320, 576), "frozen": (96, 320), "frozen32": (48, 160), "mpy32": (128, 320)}[form]
         best, runs = bisect_heap(os.path.join(a.workdir, "heap"), form, mp, a.heap_speed, lo, hi, step, hh, log)
         res["heap_search"][form] = {"min_kib": best, "runs": runs, "speed": a.heap_speed, "hours": hh,
-                                    "step_kib": step}
+                                    "step_kib": step, "micropython": _mp_version(mp)}
         res["heap_min_kib_" + form] = best
     for form in ("frozen32", "frozen", "mpy32", "mpy", "py"):
         if res.get("heap_min_kib_" + form):
@@ -544,9 +544,9 @@ def _report(a, res, passes):
     return 0 if passes else 1
 
 
-def _mp_version():
+def _mp_version(exe=None):
     try:
-        return subprocess.run([fwproc.MICROPYTHON, "-c", "import sys; print(sys.version)"], capture_output=True,
+        return subprocess.run([exe or fwproc.MICROPYTHON, "-c", "import sys; print(sys.version, \"64-bit\" if sys.maxsize > 1 << 32 else \"32-bit\")"], capture_output=True,
                               text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

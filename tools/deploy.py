@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Deploy the DICAMM firmware to a board running MicroPython, with mpremote.
 
-    tools/deploy.py --port PORT --board NAME [--dry-run] [--mip | --frozen] [--config FILE]
+    tools/deploy.py --port PORT --board NAME [--dry-run] [--mip | --frozen] [--psram] [--config FILE]
 
 Steps: compile with build_mpy into build/<board>/, then, each a separate
 mpremote call:
@@ -20,6 +20,8 @@ mpremote call:
 (manifest.py; an ESP32 without PSRAM needs one, see docs/FLASHING.md): only
 boot.py, main.py, board.mpy and the starter config are copied, and step 5
 empties lib/dicamm and lib/umqtt, whose modules the frozen ones replace.
+A board whose image is marked "frozen" (no PSRAM) needs --frozen, or --psram
+for a variant of it that has PSRAM: as .mpy the firmware does not fit otherwise.
 --dry-run builds, then prints every file ("file LOCAL :DEVICE") and every
 mpremote command line ("run ...") without touching a device.
 """
@@ -105,7 +107,12 @@ def starter_config(board_name, out_dir, config_path=None):
     return dest
 
 
-def plan(port, board_name, use_mip=False, config_path=None, out_root=None, frozen=False):
+NEEDS_FROZEN = ("deploy: board %s has no PSRAM: as .mpy the firmware needs about 232 KiB of heap "
+                "(measured on a 32-bit build, docs/FLASHING.md), MicroPython there has about 100. Flash "
+                "an image built with manifest.py and deploy with --frozen; --psram if this board has PSRAM.")
+
+
+def plan(port, board_name, use_mip=False, config_path=None, out_root=None, frozen=False, psram=False):
     """Build, then return (files, commands): files as (local, device path),
     commands as argument lists for subprocess (cwd = repo root)."""
     if frozen and use_mip:
@@ -113,6 +120,8 @@ def plan(port, board_name, use_mip=False, config_path=None, out_root=None, froze
     board, built = build_mpy.build(board_name, out_root)
     if board["chip"] is None:
         raise SystemExit("deploy: board %r is the unix port; nothing to deploy" % board_name)
+    if board["firmware_image"].get("frozen") and not (frozen or psram):
+        raise SystemExit(NEEDS_FROZEN % board_name)
     out_dir = os.path.join(out_root or os.path.join(ROOT, "build"), board_name)
     mp = [mpremote_exe(), "connect", port]
     dep_devs = set(dev for _, dev in build_mpy.dep_modules())
@@ -169,10 +178,13 @@ def main(argv=None):
     ap.add_argument("--mip", action="store_true", help="dependencies via `mpremote mip install` (host internet)")
     ap.add_argument("--frozen", action="store_true",
                     help="the board's MicroPython has the firmware frozen in (manifest.py): no lib/ modules")
+    ap.add_argument("--psram", action="store_true",
+                    help="the board has PSRAM: the firmware as .mpy fits (boards marked frozen lack it)")
     ap.add_argument("--config", help="starter config (JSON) installed if the board has no config.json")
     ap.add_argument("--out", help="build root (default build/)")
     args = ap.parse_args(argv)
-    files, cmds = plan(args.port, args.board, args.mip, args.config, args.out, args.frozen)
+    files, cmds = plan(args.port, args.board, args.mip, args.config, args.out, args.frozen,
+                       args.psram)
     if args.dry_run:
         for local, dev in files:
             print("file %s :%s" % (rel(local), dev))

@@ -26,16 +26,12 @@ from umqtt.simple import MQTTException
 
 from dicamm import mqtt_cmd
 from dicamm.mqtt_client import Client
+from dicamm.mqtt_streams import STREAMS, Streams
 from dicamm.errors import CommandError, ConfigError, LinkError
 
-# "event/gateway" carries the gateway's record of each acknowledged TAF16 event.
-STREAMS = ("qh", "event", "event/gateway", "tx")
 _WINDOW = const(8)            # QoS 1 messages in flight
-_BURST = const(4)             # journal records per stream per turn
 _POLL_MS = const(50)          # idle poll period for check_msg
 _MAX_READS = const(16)        # packets handled per turn
-_SAVE_EVERY = const(32)       # cursor saved after this many acknowledged records...
-_SAVE_AFTER_MS = const(600000)  # ...or this long after the first unsaved one
 _STATE_CHECK_MS = const(1000)
 _MIN_METER_MS = const(500)    # real-time floor for the meter period (fast bench clock)
 _STABLE_MS = const(30000)     # a link up this long resets the backoff
@@ -48,17 +44,6 @@ _IO_POLL_MS = const(10)
 
 _CONNACK = {1: "unacceptable protocol version", 2: "client id rejected", 3: "server unavailable",
             4: "bad user name or password", 5: "not authorized"}
-
-
-def _with_seq(seq, payload):
-    # The journal payload with "seq" first, so that the backend can drop QoS 1
-    # duplicates and resends after a reboot.
-    p = bytes(payload)
-    if p[:1] == b"{":
-        rest = p[1:].lstrip()
-        head = ('{"seq":%d' % seq).encode()
-        return head + (rest if rest[:1] == b"}" else b"," + rest)
-    return ('{"seq":%d,"hex":"%s"}' % (seq, "".join("%02x" % b for b in p))).encode()
 
 
 def _brief(result):
@@ -115,15 +100,7 @@ class MqttLink:
         self._topic = {}
         for t in ("status", "state", "meter", "ack") + STREAMS:
             self._topic[t] = (prefix + t).encode()
-        self._streams = [(n, sources[n]) for n in STREAMS if sources.get(n) is not None]
-        dec = sources.get("decode") or {}
-        self._decode = [dec.get(n) for n, _ in self._streams]
-        self._acked = [0] * len(self._streams)   # next seq the broker has not acknowledged
-        self._sent = [0] * len(self._streams)    # next seq to send on this connection
-        self.lost = [0] * len(self._streams)     # evicted from flash before they were sent
-        self._unsaved = 0
-        self._unsaved_ms = 0
-        self._load_cursor()
+        self.streams = Streams(sources, self._log)
         self._client = None
         self._inflight = []    # [pid, stream index or -1, seq, acked]
         self._acks = []        # ack payloads waiting to be published
@@ -187,57 +164,16 @@ class MqttLink:
             p["key"] = self._read_der("mqtt.key")
         return p
 
-    # -- cursors --------------------------------------------------------------
-    def _load_cursor(self):
-        saved = {}
-        path = self.src.get("cursor_path")
-        if path:
-            try:
-                with open(path, "rb") as f:
-                    saved = json.loads(f.read())
-            except (OSError, ValueError):
-                saved = {}
-        for i, (name, j) in enumerate(self._streams):
-            c = saved.get(name)
-            if not isinstance(c, int) or c > j.next_seq:
-                c = j.first_seq  # no cursor yet, or a new journal: send all it holds
-            self._acked[i] = c
-
-    def _save_cursor(self, force=False):
-        path = self.src.get("cursor_path")
-        if not path or not self._unsaved:
-            return
-        if not force and self._unsaved < _SAVE_EVERY and \
-                time.ticks_diff(time.ticks_ms(), self._unsaved_ms) < _SAVE_AFTER_MS:
-            return
-        data = {}
-        for i, (name, _) in enumerate(self._streams):
-            data[name] = self._acked[i]
-        from dicamm.fsutil import write_atomic
-        try:
-            write_atomic(path, json.dumps(data))
-        except Exception as e:  # a full or broken flash must not drop the link
-            self._unsaved_ms = time.ticks_ms()
-            self._log("cursor not saved: %s" % e)
-            return
-        self._unsaved = 0
-
     # -- status ---------------------------------------------------------------
     def backlog(self):
-        out = {}
-        for i, (name, j) in enumerate(self._streams):
-            out[name] = max(0, j.next_seq - max(self._acked[i], j.first_seq))
-        return out
+        return self.streams.backlog()
 
     def status(self):
-        lost = {}
-        for i, (name, _) in enumerate(self._streams):
-            lost[name] = self.lost[i]
         wait = 0 if self.connected else max(0, time.ticks_diff(self._next_try, time.ticks_ms()))
         return {"connected": self.connected, "broker": "%s:%d" % (self.host, self.port), "tls": self.tls,
                 "prefix": self.prefix, "last_error": self.last_error, "connects": self.connects,
                 "reconnects": max(0, self.connects - 1), "failures": self.failures,
-                "retry_in_s": wait // 1000, "backlog": self.backlog(), "lost": lost,
+                "retry_in_s": wait // 1000, "backlog": self.streams.backlog(), "lost": self.streams.lost_counts(),
                 "inflight": len(self._inflight), "published": self.published,
                 "commands": self.commands_ok, "refused": self.commands_refused}
 
@@ -274,7 +210,7 @@ class MqttLink:
             except Exception:
                 pass
             self._close()
-        self._save_cursor(True)
+        self.streams.save(True)
 
     def _near_quarter_hour(self):
         # Connecting (TLS handshake) can block the loop for a moment: keep it
@@ -331,8 +267,7 @@ class MqttLink:
         self.connects += 1
         self._up_ms = time.ticks_ms()
         self._inflight = []
-        for i in range(len(self._streams)):
-            self._sent[i] = self._acked[i]
+        self.streams.restart()
         self.last_error = None
         self._log("connected to %s:%d" % (self.host, self.port))
         try:
@@ -385,7 +320,7 @@ class MqttLink:
         self._close()
         self._fail("link lost: " + self._describe(e))
         try:
-            self._save_cursor(True)
+            self.streams.save(True)
         except Exception:
             pass
 
@@ -400,7 +335,7 @@ class MqttLink:
             self._publish_state(False)
         self._meter(now)
         busy = self._pump()
-        self._save_cursor()
+        self.streams.save()
         if self._streak and time.ticks_diff(now, self._up_ms) > _STABLE_MS:
             self._streak = 0
         return busy
@@ -442,6 +377,8 @@ class MqttLink:
         self.published += 1
 
     def _puback(self, pid):
+        # In-flight messages are acknowledged in any order; a journal record
+        # counts as delivered once everything sent before it is acknowledged too.
         q = self._inflight
         for e in q:
             if e[0] == pid:
@@ -449,60 +386,16 @@ class MqttLink:
                 break
         while q and q[0][3]:
             e = q.pop(0)
-            i = e[1]
-            if i >= 0 and e[2] >= self._acked[i]:
-                self._acked[i] = e[2] + 1
-                if not self._unsaved:
-                    self._unsaved_ms = time.ticks_ms()
-                self._unsaved += 1
+            if e[1] >= 0:
+                self.streams.acknowledged(e[1], e[2])
 
     def _pump(self):
-        # Journal records in order, from the first one not yet sent on this
-        # connection; at most _WINDOW unacknowledged. True if more is waiting.
-        more = False
-        for i, (name, j) in enumerate(self._streams):
-            if self._sent[i] < j.first_seq:
-                gone = j.first_seq - self._sent[i]
-                if self._acked[i] < j.first_seq:
-                    self.lost[i] += j.first_seq - self._acked[i]
-                    self._acked[i] = j.first_seq
-                    self._log("%s: %d records evicted before they were sent" % (name, gone))
-                self._sent[i] = j.first_seq
-            if self._sent[i] >= j.next_seq:
-                continue
-            room = min(_BURST, _WINDOW - len(self._inflight))
-            if room <= 0:
-                return False
-            it = j.records(self._sent[i])
-            try:
-                for seq, payload in it:
-                    if seq < self._sent[i]:
-                        continue
-                    self._send(self._topic[name], self._record(i, seq, payload), False, i, seq)
-                    self._sent[i] = seq + 1
-                    room -= 1
-                    if room <= 0:
-                        break
-            finally:
-                close = getattr(it, "close", None)
-                if close is not None:
-                    close()
-            if self._sent[i] < j.next_seq:
-                more = True
+        # At most _WINDOW unacknowledged messages. True if more is waiting.
+        more = self.streams.pump(self._send_record, lambda: _WINDOW - len(self._inflight))
         return more and len(self._inflight) < _WINDOW
 
-    def _record(self, i, seq, payload):
-        # The message for one journal record: the stream's decoder (if any)
-        # turns it into a dict, sent with "seq"; else the payload with "seq" put in.
-        fn = self._decode[i]
-        if fn is not None:
-            try:
-                d = fn(seq, payload)
-                d["seq"] = seq
-                return json.dumps(d).encode()
-            except Exception as e:  # an undecodable record still goes out
-                self._log("%s seq %d not decoded: %s" % (self._streams[i][0], seq, e))
-        return _with_seq(seq, payload)
+    def _send_record(self, name, i, seq, message):
+        self._send(self._topic[name], message, False, i, seq)
 
     def _publish_state(self, force):
         self._state_ms = time.ticks_ms()
