@@ -110,11 +110,17 @@ class App:
             except Exception as e:  # CancelledError is no Exception: stop goes through
                 self.task_restarts += 1
                 n = self.task_restarts
-                self.fault("task", "%s restarted after %s: %s" % (name, type(e).__name__, e))
+                try:
+                    self.fault("task", "%s restarted after %s: %s" % (name, type(e).__name__, e))
+                except MemoryError:  # not even room for the text: the restart matters more
+                    pass
                 e = None
                 gc.collect()
                 await asyncio.sleep_ms(_RESTART_MS)
-                asyncio.create_task(self._clear_task_fault(n))
+                try:
+                    asyncio.create_task(self._clear_task_fault(n))
+                except MemoryError:
+                    pass
 
     async def _clear_task_fault(self, n):
         # The fault stays while tasks keep failing; quiet for a while, it clears.
