@@ -440,7 +440,7 @@ def heap_search(a, res, log):
         forms.append(("mpy32", a.plain32_micropython))
     res["heap_search"] = {}
     for form, mp in forms:
-        lo, hi = {"py": (384, 896), "mpy": (320, 576), "frozen": (96, 320), "frozen32": (48, 160), "mpy32": (128, 320)}[form]
+        lo, hi = {"py": (384, 896), "mpy": (256, 576), "frozen": (96, 320), "frozen32": (48, 160), "mpy32": (128, 320)}[form]
         best, runs = bisect_heap(os.path.join(a.workdir, "heap"), form, mp, a.heap_speed, lo, hi, step, hh, log)
         res["heap_search"][form] = {"min_kib": best, "runs": runs, "speed": a.heap_speed, "hours": hh,
                                     "step_kib": step, "micropython": _mp_version(mp)}
