@@ -149,3 +149,16 @@ def test_half_typed_line_does_not_block_metering(bench):
     out = fw.expect(PROMPT, 30)
     d = json.loads(out.split("\n")[1])
     assert d["meter"]["ok"] is True
+
+
+def test_mem_shows_heap_and_block_map(bench):
+    rig, fw, root = bench
+    d = fw.json("mem --json")
+    assert 0 < d["alloc"] < d["total"] and d["peak_alloc"] >= d["alloc"] > 0 and d["samples"] >= 1
+    out = fw.command("mem --map", timeout=30)
+    text = "\n".join(out)
+    # MicroPython's own dump: totals, then the block map (h/=/. and type letters)
+    assert "GC: total:" in text and "GC memory layout" in text, text[:400]
+    rows = [ln for ln in out if re.match(r"^[0-9a-f]{8}: [A-Za-z=.]+$", ln)]
+    assert rows and any("=" in r and "." in r for r in rows), out[:12]
+    assert fw.command("echo alive") == ["alive"]

@@ -45,8 +45,10 @@ def check_image(path, board, expected=None, force=False):
     img = board["firmware_image"]
     base = os.path.basename(path)
     if not (base.startswith(img["name"] + "-") or base.startswith(img["name"] + ".")) and not force:
-        raise SystemExit("flash: %s is not a %s image (board %s needs %s v%s); --force to write it anyway"
-                         % (base, img["name"], board["name"], img["name"], img["version"]))
+        built = (" built with the firmware frozen in (manifest.py; the build names it firmware.bin)"
+                 if img.get("frozen") else "")
+        raise SystemExit("flash: %s is not a %s image (board %s needs %s v%s%s); --force to write it anyway"
+                         % (base, img["name"], board["name"], img["name"], img["version"], built))
     if "v" + img["version"] not in base:
         print("flash: warning: %s is not v%s; .mpy files need the same MicroPython major release"
               % (base, img["version"]), file=sys.stderr)
@@ -105,7 +107,9 @@ def main(argv=None):
         if r.returncode != 0:
             return r.returncode
     if not args.dry_run:
-        print("flash: done; next: make deploy PORT=%s BOARD=%s" % (args.port, args.board))
+        frozen = board["firmware_image"].get("frozen")
+        print("flash: done; next: make deploy PORT=%s BOARD=%s%s" % (
+            args.port, args.board, " DEPLOY_ARGS=--frozen  (an image built with manifest.py)" if frozen else ""))
     return 0
 
 

@@ -98,7 +98,7 @@ _TABLE = (
     "\nselftest\t3\tcheck meter, time, relay, gateway (TLS), broker, storage: PASS/FAIL with reasons [--json]"
     "\nsetup\t3\tcommissioning wizard: meter, network, time, CLS-ID, gateway, certificates, backend"
     "\nmqtt\t4\tMQTT link: connected, broker, backlog per stream, last error [--json]"
-    "\nmem\t5\theap use now and its high-water mark [--json]")
+    "\nmem\t5\theap use now and its high-water mark [--json | --map]")
 
 # Linux termios bits (MicroPython's termios module exports few names).
 _LFLAG_OFF = const(0o100073)   # ISIG ICANON ECHO ECHOE ECHOK IEXTEN
