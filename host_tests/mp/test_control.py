@@ -187,19 +187,32 @@ def test_command_errors():
         raise AssertionError("bad schedule")
 
 
-def test_run_task_with_fast_clock():
-    # The real task on a device clock 1000x faster than real time. Waits poll a
-    # condition with a deadline, so a loaded host only makes the test slower.
-    out = FakeOutput(on=True)
+async def until(cond, real_ms=3000):
+    # Waits poll a condition with a deadline, so a loaded host only makes a test slower.
+    t = time.ticks_ms()
+    while not cond():
+        assert time.ticks_diff(time.ticks_ms(), t) < real_ms, "timeout"
+        await asyncio.sleep_ms(1)
+
+
+async def cancelled(task):
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+def fast_controller(on):
+    # The real task on a device clock 1000x faster than real time.
+    out = FakeOutput(on=on)
     clock = Clock(speed=1000, start_ms=T0)
     ev = []
-    c = Controller(out, clock, clock.wall_ms, CFG, ev.append)
+    return out, clock, ev, Controller(out, clock, clock.wall_ms, CFG, ev.append)
 
-    async def until(cond, real_ms=3000):
-        t = time.ticks_ms()
-        while not cond():
-            assert time.ticks_diff(time.ticks_ms(), t) < real_ms, "timeout"
-            await asyncio.sleep_ms(1)
+
+def test_run_task_with_fast_clock():
+    out, clock, ev, c = fast_controller(on=True)
 
     async def main():
         task = asyncio.create_task(c.run())
@@ -212,11 +225,7 @@ def test_run_task_with_fast_clock():
         await until(lambda: not out.on)
         c.dso(None)
         await until(lambda: out.on)              # back after min_off, 30 s device time
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancelled(task)
 
     asyncio.run(main())
     assert sw(ev) == [("power_up", True, False), ("installer", False, True), ("dso", True, False),
@@ -316,16 +325,7 @@ def test_setpoint_output_and_modulating_controller():
 def test_run_started_again_keeps_the_relay_state():
     # The application starts a failed task again (app._supervised): the second
     # run of the controller must not switch the load off as at power-up.
-    out = FakeOutput(on=False)
-    clock = Clock(speed=1000, start_ms=T0)
-    ev = []
-    c = Controller(out, clock, clock.wall_ms, CFG, ev.append)
-
-    async def until(cond, real_ms=3000):
-        t = time.ticks_ms()
-        while not cond():
-            assert time.ticks_diff(time.ticks_ms(), t) < real_ms, "timeout"
-            await asyncio.sleep_ms(1)
+    out, clock, ev, c = fast_controller(on=False)
 
     async def main():
         task = asyncio.create_task(c.run())
@@ -333,20 +333,12 @@ def test_run_started_again_keeps_the_relay_state():
         await until(lambda: clock.wall_ms() - T0 > 40000)
         c.manual("on", 600)
         await until(lambda: out.on)
-        task.cancel()                                # the task ended (here: cancelled)
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancelled(task)                        # the task ended (here: cancelled)
         n = len(out.calls)
         task = asyncio.create_task(c.run())          # ...and started again
         await until(lambda: clock.wall_ms() - T0 > 60000)
         assert out.on is True and False not in out.calls[n:], out.calls
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancelled(task)
 
     asyncio.run(main())
     assert sw(ev) == [("installer", False, True)], ev
