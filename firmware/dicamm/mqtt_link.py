@@ -165,9 +165,6 @@ class MqttLink:
         return p
 
     # -- status ---------------------------------------------------------------
-    def backlog(self):
-        return self.streams.backlog()
-
     def status(self):
         wait = 0 if self.connected else max(0, time.ticks_diff(self._next_try, time.ticks_ms()))
         return {"connected": self.connected, "broker": "%s:%d" % (self.host, self.port), "tls": self.tls,
