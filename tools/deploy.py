@@ -151,9 +151,10 @@ def plan(port, board_name, use_mip=False, config_path=None, out_root=None, froze
     with open(prepare, "w") as f:
         f.write(_PREPARE % (folders,))
     with open(finish, "w") as f:
-        code_dirs = [d for d in folders if d != "lib"]
-        if frozen:
+        if frozen:  # the package folders an earlier .mpy deploy filled
             code_dirs = sorted(set(dev.rsplit("/", 1)[0] for _, dev in built if dev.startswith("lib/")) - {"lib"})
+        else:
+            code_dirs = [d for d in folders if d != "lib"]
         keep = sorted(dev for _, dev in files if "/" in dev and dev.rsplit("/", 1)[0] in code_dirs)
         f.write(_FINISH % (keep, code_dirs, STARTER, STARTER))
     cmds = [mp + ["exec", "--no-follow", _ENTER_SAFE]]

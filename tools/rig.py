@@ -148,7 +148,7 @@ class Rig:
     def start_han(self):
         if not self.han_mode:
             return
-        with _PKI_LOCK:  # openssl runs side by side now and then fail (the bench starts rigs in threads)
+        with _PKI_LOCK:  # rigs in threads (the bench) sharing a PKI folder: generated once, not twice at once
             if not os.path.exists(os.path.join(self.pki, "ca.der")):
                 r = subprocess.run(["sh", os.path.join(HERE, "mkpki.sh"), self.pki],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

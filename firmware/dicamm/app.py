@@ -47,6 +47,7 @@ class App:
         self.tasks = []
         self.task_restarts = 0
         self.task_quiet_ms = _TASK_QUIET_MS
+        self._task_fault_clearer = False
         from dicamm.config import Config
         from dicamm.journal import StorageStats
         self.config = Config(self.root or "/")
@@ -109,7 +110,6 @@ class App:
                 return
             except Exception as e:  # CancelledError is no Exception: stop goes through
                 self.task_restarts += 1
-                n = self.task_restarts
                 try:
                     self.fault("task", "%s restarted after %s: %s" % (name, type(e).__name__, e))
                 except MemoryError:  # not even room for the text: the restart matters more
@@ -117,16 +117,22 @@ class App:
                 e = None
                 gc.collect()
                 await asyncio.sleep_ms(_RESTART_MS)
-                try:
-                    asyncio.create_task(self._clear_task_fault(n))
-                except MemoryError:
-                    pass
+                if not self._task_fault_clearer:
+                    try:
+                        asyncio.create_task(self._clear_task_fault())
+                        self._task_fault_clearer = True
+                    except MemoryError:
+                        pass
 
-    async def _clear_task_fault(self, n):
-        # The fault stays while tasks keep failing; quiet for a while, it clears.
-        await asyncio.sleep_ms(self.task_quiet_ms)
-        if self.task_restarts == n:
-            self.fault("task")
+    async def _clear_task_fault(self):
+        # One clearer however often tasks fail: the fault stays while they keep
+        # failing and clears after a quiet time without a new failure.
+        n = None
+        while n != self.task_restarts:
+            n = self.task_restarts
+            await asyncio.sleep_ms(self.task_quiet_ms)
+        self.fault("task")
+        self._task_fault_clearer = False
 
     # -- metering --------------------------------------------------------
     def setup_meter(self):
