@@ -1,6 +1,7 @@
 # DICAMM entry point. On a board, boot.py has run and board.py holds the pins;
 # on the unix port: micropython firmware/main.py --board unix --root DIR
-#   [--speed S --start-ms T0 --epoch-ms E] (simulated clock for the bench).
+#   [--speed S --start-ms T0 --epoch-ms E [--slow SLOW[:LEAD_MS:TAIL_MS]]]
+#   (simulated clock for the bench; --slow: slow motion around each quarter hour).
 import sys
 
 
@@ -15,6 +16,9 @@ def _unix_options(argv):
         val = argv[i + 1]
         if name in ("speed", "start_ms", "epoch_ms"):
             val = int(val)
+        elif name == "slow":
+            from dicamm.simtime import parse_slow
+            val = parse_slow(val)
         opts[name] = val
         i += 2
     return opts

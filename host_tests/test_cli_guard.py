@@ -20,9 +20,9 @@ pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(os.path.dirname(
 NEEDS = "error: this command needs the service PIN: add --pin PIN or run 'unlock PIN'"
 
 
-@pytest.fixture
-def bench(tmp_path):
-    rig = Rig(tmp_path / "rig", meters=("1:sdm630",), load="constant:900", sntp=(), han=None).start(firmware=False)
+def _bench(tmp_path, speed=1):
+    rig = Rig(tmp_path / "rig", meters=("1:sdm630",), load="constant:900", sntp=(), han=None,
+              speed=speed).start(firmware=False)
     root = tmp_path / "device"
     os.makedirs(root)
     with open(root / "config.json", "w") as f:
@@ -39,6 +39,17 @@ def bench(tmp_path):
         rig.stop()
 
 
+@pytest.fixture
+def bench(tmp_path):
+    yield from _bench(tmp_path)
+
+
+@pytest.fixture
+def fast_bench(tmp_path):
+    # 20x: the 30 s PIN lockout (device time) lasts 1.5 real seconds
+    yield from _bench(tmp_path, speed=20)
+
+
 def _polls_rise(fw, timeout=30):
     p0 = fw.polls()
     deadline = time.monotonic() + timeout
@@ -47,8 +58,8 @@ def _polls_rise(fw, timeout=30):
         time.sleep(0.3)
 
 
-def test_wrong_pin_refused_and_rate_limited(bench):
-    rig, fw, root = bench
+def test_wrong_pin_refused_and_rate_limited(fast_bench):
+    rig, fw, root = fast_bench
     assert fw.command("config set service.pin 4711")[0].startswith("service.pin = \"***\"")
     # changes need the PIN; reading does not
     assert fw.command("config set cls_id CLS-X") == [NEEDS]
@@ -62,21 +73,25 @@ def test_wrong_pin_refused_and_rate_limited(bench):
     # three wrong PINs, then even the right one is refused for a while
     for _ in range(3):
         assert fw.command("config set cls_id CLS-X --pin 1234") == ["error: wrong PIN"]
+    locked_at = rig.clock.now_ms()
     locked = fw.command("config set cls_id CLS-X --pin 4711")
     assert locked[0].startswith("error: too many wrong PINs: locked for "), locked
     assert fw.command("unlock 4711")[0].startswith("error: too many wrong PINs")
     assert "cls_id" not in json.load(open(root / "config.json"))
     assert any("wrong service PIN (3 in a row)" in ln for ln in fw.command("log"))
     _polls_rise(fw)
-    # the lock ends (30 s); the right PIN then works, and 'unlock' opens a session
-    deadline = time.monotonic() + 90
+    # the lock ends after 30 s of device time, not before; the right PIN then works,
+    # and 'unlock' opens a session
+    left_s = int(locked[0].split("locked for ")[1].split()[0])
+    assert 25 <= left_s <= 31, locked
     while True:
         out = fw.command("unlock 4711")
         if out[0].startswith("unlocked"):
             break
         assert out[0].startswith("error: too many wrong PINs"), out
-        assert time.monotonic() < deadline
-        time.sleep(2)
+        assert rig.clock.now_ms() - locked_at < 90_000, "lock did not end"
+        rig.wait_device_ms(rig.clock.now_ms() + 2000)
+    assert rig.clock.now_ms() - locked_at >= (left_s - 1) * 1000
     assert fw.command("config set cls_id CLS-X")[0].startswith("cls_id = \"CLS-X\"")
     fw.command("lock")
     assert fw.command("config set cls_id CLS-Y") == [NEEDS]

@@ -31,7 +31,8 @@ from waiting import wait_until
 QH = 900_000
 TOL = 9_000
 HOUR = 3_600_000
-QH_READ = (4, 0x48, 4)  # the load profile's read: import + export registers of the SDM630
+QH_READ = (4, 0x48, 4)
+SLOW = (40, 1000, 10000)  # slow motion at each boundary: 40x from 1 s before to 10 s after  # the load profile's read: import + export registers of the SDM630
 
 
 def _wait(pred, timeout, what, interval=0.1):
@@ -76,16 +77,19 @@ def _check_chain(rows):
 # --------------------------------------------------------------------------
 def test_dst_day_100_values_match_emulator(tmp_path, capsys):
     # 2026-10-25 local: from 2026-10-24T22:00Z to 2026-10-25T23:00Z (25 hours).
-    # At 720x the 9 s tolerance is 12.5 ms of real time; a read takes 0-5 real
-    # ms. A host so loaded that the firmware process is not scheduled for
-    # longer than that makes it wake too late: it then honestly records a gap
-    # "missed (late)" (or a value marked late), never a value on the boundary.
-    speed = 720
+    # The day runs at 1440x, in slow motion (40x) from 1 s before to 10 s after
+    # each boundary: the legal 9 s after a boundary (1 % of the 15-min period,
+    # as metering law allows) last 225 real ms, so no host load can make a read
+    # late; every boundary is a value, none late, none a gap.
+    speed = 1440
     day0 = day_start_ms("2026-10-25")
-    start = day0 - 2 * HOUR - 60_000
+    first = day0 - 2 * HOUR
+    start = first - HOUR          # the firmware is up long before the first boundary of the day
     end = day0 + 23 * HOUR + 30_000
-    rig = Rig(tmp_path / "rig", speed=speed, start_ms=start, load="day", import_wh=2_000_000).start()
+    rig = Rig(tmp_path / "rig", speed=speed, start_ms=start, load="day", import_wh=2_000_000,
+              slow=SLOW).start()
     try:
+        assert rig.ready["qh"]["next_boundary"] * 1000 <= first, ("firmware up too late", rig.ready["qh"])
         rig.wait_device_ms(end)
         fw = rig.fw
         rows = _all_qh(fw)
@@ -97,18 +101,16 @@ def test_dst_day_100_values_match_emulator(tmp_path, capsys):
     finally:
         rig.stop()
     reads = _qh_reads(rig)
+    _check_chain(rows)
+    assert not [r for r in rows if "gap" in r], [r for r in rows if "gap" in r]
+    rows = [r for r in rows if r["boundary"] * 1000 >= first]
 
     # 101 consecutive UTC quarter hours: 22:00Z on the 24th .. 23:00Z on the 25th
-    assert [r["boundary"] * 1000 for r in rows] == [day0 - 2 * HOUR + k * QH for k in range(101)], rows[:3]
-    assert all(r.get("missed", 1) == 1 for r in rows)
-    _check_chain(rows)
-    gaps = [r for r in rows if "gap" in r]
-    values = [r for r in rows if "gap" not in r]
-    assert all(g["gap"] == "missed (late)" for g in gaps), gaps
-    assert len(gaps) <= 5, ("host too loaded for this speed", gaps)
+    assert [r["boundary"] * 1000 for r in rows] == [first + k * QH for k in range(101)], rows[:3]
+    values = rows
 
     # the local day: 100 quarter hours; the hour 02:00-03:00 shown twice, CEST then CET
-    assert day["expected"] == 100 and day["values"] + day["gaps"] == 100 and day["not_recorded"] == 0, \
+    assert day["expected"] == 100 and day["values"] == 100 and day["gaps"] == 0 and day["not_recorded"] == 0, \
         {k: day[k] for k in ("expected", "values", "gaps", "not_recorded")}
     assert day["values"] == len([r for r in values if day0 - 2 * HOUR <= r["boundary"] * 1000 < day0 + 23 * HOUR])
     locs = [r["local"] for r in day["qh"]]
@@ -143,7 +145,7 @@ def test_dst_day_100_values_match_emulator(tmp_path, capsys):
         emu_delays.append(e["t_ms"] - b)
         real_delays.append(r["delay_ms"] / speed)
         served[r["boundary"]] = (r, e)
-    assert sum(1 for r in values if r["late"]) <= 5
+    assert not [r for r in values if r["late"]]
     load = Day()
     pairs = 0
     for bnd in sorted(served):
@@ -160,12 +162,12 @@ def test_dst_day_100_values_match_emulator(tmp_path, capsys):
     assert pairs >= 94
     by_b = {r["boundary"]: r for r in day["qh"]}
     for bnd, r in by_b.items():
-        if "import_delta_wh" in r:
+        if "import_delta_wh" in r and bnd - 900 in served:   # (the day's first: against 21:45Z)
             assert r["import_delta_wh"] == r["import_wh"] - served[bnd - 900][0]["import_wh"]
-    assert st["qh"]["gaps"] == len(gaps)
+    assert st["qh"]["gaps"] == 0 and st["qh"]["late"] == 0
     with capsys.disabled():
-        print("\n[qh at speed %d: %d boundaries, %d values, %d gaps (late wake), %d late values]" % (
-            speed, len(rows), len(values), len(gaps), sum(1 for r in values if r["late"])))
+        print("\n[qh at speed %d, %s around boundaries: %d boundaries, %d values]" % (
+            speed, "%dx from -%d ms to +%d ms" % SLOW, len(rows), len(values)))
         print("  delay after boundary, firmware stamp, device ms: %s" % _percentiles(dev_delays))
         print("  delay after boundary, emulator read, device ms:  %s" % _percentiles(emu_delays))
         print("  delay after boundary, firmware stamp, real ms:   %s" % _percentiles(real_delays))
@@ -173,12 +175,16 @@ def test_dst_day_100_values_match_emulator(tmp_path, capsys):
 
 
 def test_spring_forward_day_has_92(tmp_path):
-    # Through the switch 2026-03-29 01:00Z (02:00 CET -> 03:00 CEST).
+    # Through the switch 2026-03-29 01:00Z (02:00 CET -> 03:00 CEST), in slow motion
+    # at the boundaries (see the DST day): every boundary from the firmware's first
+    # one is a value.
     speed = 720
     day0 = day_start_ms("2026-03-29")
-    start = day0 + 30 * 60_000 - 20_000
-    rig = Rig(tmp_path / "rig", speed=speed, start_ms=start, load="constant:1200").start()
+    # (the rig's clock reaches start_ms 1.5 real s after it is made: 18 device min)
+    rig = Rig(tmp_path / "rig", speed=speed, start_ms=day0 + 5 * 60_000, load="constant:1200", slow=SLOW).start()
     try:
+        first_ms = rig.ready["qh"]["next_boundary"] * 1000
+        assert first_ms <= day0 + 45 * 60_000, ("firmware up too late", rig.ready["qh"])
         rig.wait_device_ms(day0 + 90 * 60_000 + 20_000)
         day = rig.fw.json("qh day 2026-03-29 --json", timeout=60)
         text = rig.fw.command("qh day 2026-03-29", timeout=60)
@@ -186,20 +192,16 @@ def test_spring_forward_day_has_92(tmp_path):
         rig.stop()
     assert day["expected"] == 92
     locs = [r["local"] for r in day["qh"]]
-    # The first boundary the firmware sees depends on how fast this host starts it (a
-    # device second is 1.4 real ms here; a clean clone's first run boots slower): 01:30
-    # if it is up in time, else 01:45. From there every quarter hour through the switch.
-    first = locs.index("2026-03-29T01:45:00+01:00")
-    assert locs[:first] in ([], ["2026-03-29T01:30:00+01:00"]), locs
-    assert locs[first:first + 4] == ["2026-03-29T01:45:00+01:00", "2026-03-29T03:00:00+02:00",
-                                     "2026-03-29T03:15:00+02:00", "2026-03-29T03:30:00+02:00"], locs
-    # (a host too loaded to run the firmware in time gives an honest gap)
-    assert day["values"] + day["gaps"] == len(locs) and day["not_recorded"] == 92 - len(locs)
-    assert day["gaps"] <= 1 and all(r["gap"] == "missed (late)" for r in day["qh"] if "gap" in r), day["qh"]
+    # from the firmware's first boundary every quarter hour through the switch
+    # (01:45 CET is followed by 03:00 CEST)
+    every = ["2026-03-29T01:00:00+01:00", "2026-03-29T01:15:00+01:00", "2026-03-29T01:30:00+01:00", "2026-03-29T01:45:00+01:00",
+             "2026-03-29T03:00:00+02:00", "2026-03-29T03:15:00+02:00", "2026-03-29T03:30:00+02:00"]
+    assert locs == every[(first_ms - day0) // QH:], (locs, first_ms)
+    assert day["values"] == len(locs) and day["gaps"] == 0 and day["not_recorded"] == 92 - len(locs), day
     # 1200 W over 15 minutes is 300 Wh, across the switch as anywhere
     # (registers hold whole Wh and each read lands up to a second late: +-1 Wh)
     deltas = [r["import_delta_wh"] for r in day["qh"] if "import_delta_wh" in r]
-    assert len(deltas) >= 2 and all(abs(d - 300) <= 1 for d in deltas), day["qh"]
+    assert len(deltas) == len(locs) - 1 and all(abs(d - 300) <= 1 for d in deltas), day["qh"]
     assert any("03:00:00+02:00 (01:00Z)" in line for line in text), text
 
 
@@ -208,7 +210,7 @@ def test_power_cut_at_random_moments(tmp_path, capsys):
     speed = 1440
     rnd = random.Random(int(os.environ.get("QH_CUT_SEED", "3141")))
     start = day_start_ms("2026-06-01") + 7 * HOUR - 30_000
-    rig = Rig(tmp_path / "rig", speed=speed, start_ms=start, load="day").start()
+    rig = Rig(tmp_path / "rig", speed=speed, start_ms=start, load="day", slow=SLOW).start()
     seen = {}      # seq -> record, every one read back from a running firmware
     down = []      # (device ms killed, device ms restarted)
     cuts = 0
@@ -229,7 +231,7 @@ def test_power_cut_at_random_moments(tmp_path, capsys):
             cuts += 1
             time.sleep(rnd.uniform(0.0, 0.6))
             restarted = rig.device_now_ms()
-            fw = rig.restart_firmware(kill=True)
+            fw = rig.restart_firmware(kill=True, wait_ready=False)  # the next cut may hit the boot
             down.append((killed, restarted))
         rig.wait_device_ms(rig.device_now_ms() + 2 * QH)
         rows = _all_qh(fw)
@@ -253,13 +255,15 @@ def test_power_cut_at_random_moments(tmp_path, capsys):
         assert r["delay_ms"] >= 0 and r["late"] == (r["delay_ms"] > TOL)
         # the firmware was running when it took the value
         assert not any(k < r["time_ms"] - r["read_ms"] and r["time_ms"] < w for k, w in down), r
-    # every boundary that passed while the firmware was dead is a gap
+    # every boundary whose whole tolerance passed while the firmware was dead is a gap
+    # (one that restarts within the 9 s after a boundary may still read it in time:
+    # the check above says it was running when it did)
     value_b = set(r["boundary"] * 1000 for r in values)
     first, last = rows[0]["boundary"] * 1000, rows[-1]["boundary"] * 1000
     dead_boundaries = 0
     for k, w in down:
         b = (k // QH + 1) * QH
-        while b < w:
+        while b + TOL < w:
             if first <= b <= last:
                 assert b not in value_b, ("value invented for a boundary while the device was off", b)
                 dead_boundaries += 1
@@ -284,21 +288,33 @@ def _time(fw):
     return line, json.loads(line)
 
 
+def _time_between(rig, fw, offset_ms=0):
+    # `time --json`, checked against the rig's clock read before and after the
+    # command: legal time must lie in that bracket (shifted by offset_ms, when the
+    # sources lie together), widened only by the firmware's own error bound.
+    # The bracket is what a round trip through the pipes takes, at any clock speed.
+    before = rig.device_now_ms()
+    line, t = _time(fw)
+    after = rig.device_now_ms()
+    err = t.get("error_ms") or 0
+    assert before + offset_ms - err <= t["unix_ms"] <= after + offset_ms + err, (before, t, after)
+    return line, t
+
+
 def test_time_status_through_the_firmware(tmp_path):
     speed = 300
     start = day_start_ms("2026-11-03") + 10 * HOUR - 90_000
-    cfg = {"time": {"retry_s": 5, "resync_s": 16, "timeout_ms": 150, "samples": 2,
+    cfg = {"time": {"retry_s": 5, "resync_s": 16, "timeout_ms": 400, "samples": 2,
                     "max_drift_ms": 100, "drift_ppm": 100}}  # S lasts 1000 s without a sync
     rig = Rig(tmp_path / "rig", speed=speed, start_ms=start, load="constant:800",
               sntp=("silent", "silent", "silent"), config=cfg, han=None).start()
     try:
         fw = rig.fw
         # 1. no source answers: U everywhere, also on the quarter-hour value
-        line, t = _time(fw)
+        line, t = _time_between(rig, fw)   # never synchronised: the free-running clock itself
         assert t["status"] == "U" and t["source"] is None and t["age_s"] is None
         for key in ("unix", "status", "source", "offset_ms", "delay_ms", "age_s"):
             assert key in t, key
-        assert abs(t["unix"] * 1000 - rig.device_now_ms()) < 60_000
         assert '"unix": %d.%03d' % (t["unix_ms"] // 1000, t["unix_ms"] % 1000) in line, line
         fw.wait_for("meter read --json", lambda d: d.get("import_wh") is not None, timeout=30)
         assert fw.json("meter read --json")["time_status"] == "U"
@@ -307,27 +323,33 @@ def test_time_status_through_the_firmware(tmp_path):
         assert "not legally timed" in " ".join(fw.command("qh"))
 
         # 2. set by hand: informative
+        set_ms = day_start_ms("2026-11-03") + 10 * HOUR + 5 * 60_000
+        before = rig.device_now_ms()
         out = fw.command("time set 2026-11-03T10:05:00Z")
         assert "status I" in out[0], out
         line, t = _time(fw)
         assert t["status"] == "I" and t["source"] == "manual" and t["manual"]
-        assert abs(t["unix_ms"] - day_start_ms("2026-11-03") - 10 * HOUR - 5 * 60_000) < 120_000
+        # from the set on, the clock runs on from 10:05:00 (it is shown with whole seconds)
+        assert set_ms <= t["unix_ms"] <= set_ms + rig.device_now_ms() - before + 1000, (t, before)
         fw.wait_for("meter read --json", lambda d: d["time_status"] == "I", timeout=30)
 
         # 3. the gateway (preferred source) is 3600 s off, two servers are good
         rig.set_sntp(0, "offset:3600")
         rig.set_sntp(1, "good")
         rig.set_sntp(2, "good")
-        t = fw.wait_for("time --json", lambda d: d["status"] == "S", timeout=60)
+        # (the emulators take up their new modes on their own time: wait until the firmware
+        # has synchronised with all three answering, not just for the first S)
         gw = rig.device_config()["time"]["gateway"]
-        assert t["servers"][gw]["status"] == "rejected", t["servers"]
+        t = fw.wait_for("time --json", lambda d: d["status"] == "S" and d["servers"].get(gw, {}).get("status")
+                        == "rejected", timeout=60)
         reason = t["servers"][gw]["reason"]
         assert reason.startswith("disagrees with majority by "), reason
-        assert abs(int(reason.split()[4]) - 3_600_000) < 5_000, reason
-        assert t["source"] != gw and abs(t["offset_ms"]) < 5_000 and t["delay_ms"] is not None
+        # (offsets are known to half a round trip; at 300x a real ms is 300 device ms)
+        assert abs(int(reason.split()[4]) - 3_600_000) < 60_000, reason
+        assert t["source"] != gw and abs(t["offset_ms"]) < 60_000 and t["delay_ms"] is not None
         assert t["age_s"] is not None and t["age_s"] >= 0 and t["s_left_s"] > 0
-        assert abs(t["unix_ms"] - rig.device_now_ms()) < 10_000, "clock not corrected to the good majority"
-        assert t["suspect_step"] is None
+        line, t = _time_between(rig, fw)   # corrected to the good majority, within its error bound
+        assert t["status"] == "S" and t["suspect_step"] is None
         fw.wait_for("meter read --json", lambda d: d["time_status"] == "S", timeout=30)
 
         # 4. all sources silent: S falls when the drift budget is used up
@@ -347,8 +369,8 @@ def test_time_status_through_the_firmware(tmp_path):
         for i in range(3):
             rig.set_sntp(i, "offset:3600")
         t = fw.wait_for("time --json", lambda d: d.get("suspect_step"), timeout=60)
-        assert t["status"] == "S" and abs(t["suspect_step"]["by_ms"] - 3_600_000) < 10_000
-        assert abs(t["unix_ms"] - rig.device_now_ms() - 3_600_000) < 10_000
+        assert t["status"] == "S" and abs(t["suspect_step"]["by_ms"] - 3_600_000) < 60_000
+        _time_between(rig, fw, offset_ms=3_600_000)
         human = " ".join(fw.command("time"))
         assert "WARNING: clock stepped by" in human, human
         rows = fw.wait_for("qh --json --last 20",

@@ -54,8 +54,11 @@ def relay(rig):
 
 
 def real_ms_of(rig, device_ms):
-    c = rig.clock
-    return c.epoch_ms + (device_ms - c.start_ms) / c.speed
+    return rig.clock.real_ms_at(device_ms)
+
+
+def wait_device_s(rig, seconds):
+    rig.wait_device_ms(rig.device_now_ms() + seconds * 1000)
 
 
 def device_outbox(rig):
@@ -90,7 +93,7 @@ def served_before(log, t_ms, n=3):
 
 
 def test_transaction_events_reach_the_gateway_and_energy_matches_the_meter(rig):
-    time.sleep(0.5)  # power-up minimum off time (10 device s)
+    wait_device_s(rig, 30)  # power-up minimum off time (10 device s)
     before = len(rig.gateway_events())
     out = rig.fw.command("relay on 3")
     assert "relay on requested" in out[0], out
@@ -164,8 +167,7 @@ def test_gateway_failing_then_back_and_kills_lose_or_duplicate_nothing(rig):
         rig.fw.command('event "outage %s"' % mode)
         wait_until(lambda: word in (outbox_status(rig)["last_error"] or ""), 60, what="error " + word)
     rig.fw.command("setpoint on 120")  # a transaction while the gateway is down
-    time.sleep(0.5)
-    assert outbox_status(rig)["pending"] >= 3
+    wait_until(lambda: outbox_status(rig)["pending"] >= 3, 30, what="events held while the gateway is down")
     rig.set_han("ok")
     wait_delivered(rig)
 

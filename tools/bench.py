@@ -124,10 +124,13 @@ class BenchRig(Rig):
         _LIVE.discard(self)
         super().stop()
 
-    def start_firmware(self):
+    def start_firmware(self, wait_ready=False):
+        # the bench measures the boot itself: no waiting here unless asked for
         self.write_config()
         self.fw = CodeFirmware(self.root, clock=self.clock, heap=self.heap, form=self.form,
                                micropython=self.micropython).start()
+        if wait_ready:
+            self.ready = self.fw.wait_ready()
         return self.fw
 
 
@@ -319,7 +322,7 @@ def event_latencies(day, kinds=("start", "stop")):
     for ev in day["answers"].get("events", {}).get("events", []):
         if ev.get("kind") in kinds and ev["uuid"] in got:
             r = got[ev["uuid"]]
-            d = clock.start_ms + (r - clock.epoch_ms) * clock.speed - ev["time_ms"]
+            d = clock.sim.device_ms(r) - ev["time_ms"]
             dev.append(d)
             real.append(d / clock.speed)
     return dev, real

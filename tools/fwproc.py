@@ -102,6 +102,18 @@ class Firmware:
             time.sleep(interval)
         raise AssertionError("timed out waiting on %r; last answer %r" % (line, last))
 
+    def wait_ready(self, timeout=60):
+        """Wait until the console answers `status --json` (the firmware is up); return that answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("firmware not up after %d s; stderr %s" % (timeout, "".join(self.stderr[-20:])))
+            try:
+                return self.json("status --json", timeout=min(left, 10))
+            except (TimeoutError, AssertionError):
+                continue
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 

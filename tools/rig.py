@@ -80,12 +80,14 @@ class Rig:
     def __init__(self, workdir, speed=1, start_ms=None, meters=("1:sdm630",), load="day",
                  element_w=3000, element_broken=False, wire_timing=False, meter_faults=(),
                  sntp=("good", "good", "good"), han="tls", mqtt=False, heap="512k",
-                 config=None, import_wh=1_000_000, seed=1, lead_ms=1500):
+                 config=None, import_wh=1_000_000, seed=1, lead_ms=1500, slow=None):
         self.workdir = os.path.abspath(str(workdir))
         self.root = os.path.join(self.workdir, "device")
         os.makedirs(self.root, exist_ok=True)
         now = time.time_ns() // 1_000_000
-        self.clock = SimClock(speed, start_ms if start_ms is not None else now, now + lead_ms)
+        # slow: (speed, lead ms, tail ms) of slow motion around each quarter-hour boundary
+        # (dicamm.simtime), for tests that need every boundary read within its 9 s at any load
+        self.clock = SimClock(speed, start_ms if start_ms is not None else now, now + lead_ms, slow)
         self.meters = list(meters)
         self.load = load
         self.element_w = element_w
@@ -203,9 +205,13 @@ class Rig:
             json.dump(self.device_config(), f)
         self._config_written = True
 
-    def start_firmware(self):
+    def start_firmware(self, wait_ready=True):
+        # wait_ready: return once the console answers (every check after that sees a
+        # running firmware); False for tests that cut the power at any moment, boot included.
         self.write_config()
         self.fw = Firmware(self.root, clock=self.clock, heap=self.heap).start()
+        if wait_ready:
+            self.ready = self.fw.wait_ready()
         return self.fw
 
     def start(self, firmware=True):
@@ -217,10 +223,10 @@ class Rig:
             self.start_firmware()
         return self
 
-    def restart_firmware(self, kill=True):
+    def restart_firmware(self, kill=True, wait_ready=True):
         if self.fw is not None:
             self.fw.kill() if kill else self.fw.stop()
-        return self.start_firmware()
+        return self.start_firmware(wait_ready)
 
     # -- control of the emulators -------------------------------------------
     def meter_control(self, obj):
@@ -258,7 +264,7 @@ class Rig:
 
     def wait_device_ms(self, unix_ms, poll=0.05):
         while self.clock.now_ms() < unix_ms:
-            time.sleep(min(poll, max(0.001, (unix_ms - self.clock.now_ms()) / self.clock.speed / 1000)))
+            time.sleep(min(poll, max(0.001, self.clock.real_seconds((unix_ms - self.clock.now_ms()) / 1000))))
 
     def stop(self):
         if self.fw is not None:

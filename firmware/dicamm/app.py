@@ -40,7 +40,7 @@ class App:
         self.board = board
         root = opts.get("root", "")
         self.root = root.rstrip("/") if root not in ("", "/") else ""
-        self.clock = Clock(opts.get("speed", 1), opts.get("start_ms"), opts.get("epoch_ms"))
+        self.clock = Clock(opts.get("speed", 1), opts.get("start_ms"), opts.get("epoch_ms"), opts.get("slow"))
         self.started = time.ticks_ms()
         self.log = RingLog()
         self.faults = {}

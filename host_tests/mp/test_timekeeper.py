@@ -35,6 +35,9 @@ class FakeClock:
     def advance(self, ms):
         self.t += ms
 
+    def real_ms_for(self, device_ms):
+        return device_ms  # a board's clock: device time is real time
+
     async def sleep_ms(self, ms):
         self.sleeps.append(ms)
         if self.stop_after is not None and len(self.sleeps) >= self.stop_after:
@@ -165,6 +168,18 @@ def test_delay_too_large_rejected():
     assert sync(tk) is False
     assert tk.status() == "U"
     assert tk.servers["a"]["reason"] == "delay 5000 ms > 1000"
+
+
+def test_delay_limit_is_real_time_on_a_fast_clock():
+    # time.max_delay_ms limits the wire's round trip in real time (as timeout_ms): on
+    # the bench clock at 720x a 5000 device-ms round trip is 6 real ms and is kept,
+    # with its honest device-time uncertainty; 2000 real ms is refused.
+    clock, net, tk = make({"a": [(0, 5000)]}, servers=("a",), max_delay_ms=1000)
+    clock.real_ms_for = lambda ms: ms // 720
+    assert sync(tk) is True and tk.delay_ms == 5000 and tk.error_bound_ms() == 2500
+    clock, net, tk = make({"a": [(0, 1440000)]}, servers=("a",), max_delay_ms=1000)
+    clock.real_ms_for = lambda ms: ms // 720
+    assert sync(tk) is False and tk.servers["a"]["reason"] == "delay 1440000 ms > 1000"
 
 
 def test_all_silent_never_synced_is_u():
