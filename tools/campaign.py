@@ -18,13 +18,43 @@ journals (its filesystem) and the emulators' own records:
   - every transaction record is there once and the chain verifies (tools/verify_tx.py);
   - no value came from a corrupt frame: every import_wh stored (quarter hours, events,
     transactions) is a value the meter emulator served in an unfaulted answer;
-  - the relay rules held within each run of the firmware (min on, min off, cycles/h),
-    from the relay line watched by the campaign.
+  - late quarter hours are told apart: a `missed (late)` gap (the boundary passed by
+    more than the legal 9 s before its read began) and a value marked late (it arrived
+    after B + 9 s), each in a faulted or a fault-free stretch. Boundary B lies in a
+    faulted stretch when, in device time:
+      bus    a faulted transaction in the meter emulator's log (one line per request,
+             with its fault) holds the bus into [B, B + 9 s]: drop, delay, corrupt and
+             wrong_unit give no usable answer, so the master waits out its deadline,
+             meter.timeout_ms of real time (300 ms: 432 device s, 7 minutes at 1440x,
+             so a faulted read is necessarily late); an exception, the busy back-off
+             (100 ms real); noise and split, whose frames the parser recovers, nothing
+             more; each plus BUS_SLACK_MS real. The boundary's own read faulted is such
+             a stretch. So is an unfaulted transaction on which a `delay` fault's late
+             answer (DELAY_FAULT_MS after its request) landed while it waited: the log
+             shows silence for the deadline after it;
+      power  a kill, crash or restart of the firmware in [B - BOOT_MARGIN_MS real, B + 9 s]
+             (off, or still booting: boot to first reading is ~0.3 s real);
+      clock  an SNTP server lying (offset) at some time in [B - RESYNC_MS, B + 9 s]
+             (the clock may be stepped by the lie or back after it until the next
+             resync; silent and kod servers step nothing).
+    Every other boundary is fault-free, and a late gap there fails the campaign. Late
+    values are counted, not failed: at 1440x 9 s are 6 real ms, the time a read takes.
+    Each fault-free late gap names the TAF16 events whose post was under way at B;
+  - the relay rules held within each run of the firmware (min on, min off after an
+    off and after power-up, cycles/h), from the relay line watched by the campaign;
+    each edge is paired with the device's own record of it (the k-th edge of a run
+    with the k-th `start by`/`stop by` event of that run, the run's events ending at
+    the last seq on flash when it died), and an off edge inside min on is allowed only
+    when that stop event names dso (with a §14a limit raised in that run and not
+    lifted) or safety (with its fault), and the transaction it ended agrees (ER, EE).
+    A power loss (kill) is not a switching of the firmware.
 Prints one JSON object with the counts; exit status 0 when lost and duplicated are 0
-and no check failed.
+and no check failed. The workdir keeps what the checks read (RUN_FILE holds what only
+the campaign saw: relay edges, run marks, actions), so `--check-only` judges it again.
 
     tools/campaign.py [--days 3] [--kills 50] [--speed 1440] [--fault-rate 0.1] [--seed N]
     tools/campaign.py --hours 3 --kills 5        # the short form the tests run
+    tools/campaign.py --check-only --workdir DIR  # judge a kept run again
 """
 import argparse
 import json
@@ -40,14 +70,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-import bench  # noqa: E402
-from rig import day_start_ms  # noqa: E402
+import bench  # noqa: E402  (puts firmware/ and the shims on the path)
+from dicamm.loadprofile import TOLERANCE_MS  # noqa: E402
+from dicamm.plausibility import NO_POWER_RISE, POWER_STAYS  # noqa: E402
+from rig import day_start_ms, read_jsonl  # noqa: E402
 
 H_MS = 3_600_000
 QH_S = 900
 KINDS = ("drop", "delay", "corrupt", "exception", "wrong_unit", "noise", "split")
 BAD_FRAMES = ("corrupt", "wrong_unit", "exception", "drop")  # answers that carry no valid value
 RELAY = {"min_on_s": 120, "min_off_s": 120, "max_cycles_per_h": 6}
+TX_END = {"safety": "EE", "dso": "ER", "backend": "ER"}  # a transaction's end reason by stop source (else E)
+RUN_FILE = "campaign-run.json"  # what only the campaign saw (relay edges, actions), kept for --check-only
+DELAY_FAULT_MS = 1500     # the meter emulator's `delay` fault (its --delay-ms default), real ms
+NO_ANSWER = ("drop", "delay", "corrupt", "wrong_unit")  # bus faults after which the master waits out its deadline
+BUSY_BACKOFF_MS = 100     # real ms: the master's back-off before repeating a request answered "busy"
+BUS_SLACK_MS = 50         # real ms: a faulted transaction's hold beyond that, until the bus is surely free
+BOOT_MARGIN_MS = 1000     # real ms after a restart in which the firmware may still be booting
+RESYNC_MS = 3_600_000     # device ms: time.resync_s, how long a lie-stepped clock may stay wrong
+POST_MARGIN_MS = 200      # real ms: a TAF16 post begun this long before a boundary still runs at it
+LATE_GAP = "missed (late)"
 
 
 class RelayWatch:
@@ -59,7 +101,7 @@ class RelayWatch:
         self.clock = clock
         self.period_s = period_s
         self.run_no = 0
-        self.changes = []  # (device_ms, on, run_no, cause)
+        self.changes = []  # (device_ms, on, run_no, cause): "initial", "firmware", "power loss"
         self.state = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -77,13 +119,18 @@ class RelayWatch:
             with self._lock:
                 on = self._read()
                 if on != self.state:
-                    self.changes.append((self.clock.now_ms(), on, self.run_no, "firmware"))
+                    self.changes.append((self.clock.now_ms(), on, self.run_no,
+                                         "initial" if self.state is None else "firmware"))
                     self.state = on
             time.sleep(self.period_s)
 
     def power_loss(self):
         # The firmware died: a relay drops out without coil power.
         with self._lock:
+            on = self._read()
+            if on != self.state:  # switched since the last look: still the firmware's edge
+                self.changes.append((self.clock.now_ms(), on, self.run_no, "firmware"))
+                self.state = on
             with open(self.path + ".tmp", "w") as f:
                 f.write("0")
             os.replace(self.path + ".tmp", self.path)
@@ -156,6 +203,9 @@ def run(a, log):
                          config={"relay": dict(RELAY), "mqtt": {"meter_period_s": 300}})
     counts = {"kills": 0, "han_outages": 0, "broker_outages": 0, "sntp_episodes": 0, "setpoints": 0,
               "schedules": 0}
+    done = []  # (device_ms, what, arg) as carried out, for the checks
+    marks = []  # per firmware run: the last TAF16 event seq it wrote (read from flash once it is dead)
+    data = os.path.join(rig.root, "data")
     t_wall = time.monotonic()
     rig.start()
     watch = RelayWatch(os.path.join(rig.root, "relay.gpio"), rig.clock).start()
@@ -174,11 +224,14 @@ def run(a, log):
     try:
         for at, what, arg in acts:
             rig.wait_device_ms(at)
+            done.append((rig.clock.now_ms(), what, arg))
             if what == "kill":
                 rig.fw.kill()
                 watch.power_loss()
+                marks.append(last_event_seq(data))
                 time.sleep(arg)
                 rig.start_firmware()
+                done.append((rig.clock.now_ms(), "restart", None))
                 counts["kills"] += 1
             elif what == "han":
                 rig.set_han(arg)
@@ -202,7 +255,10 @@ def run(a, log):
             if not rig.fw.alive():
                 log("firmware died by itself:\n" + "\n".join(rig.fw.transcript[-15:]))
                 watch.power_loss()
+                marks.append(last_event_seq(data))
+                done.append((rig.clock.now_ms(), "crash", None))
                 rig.start_firmware()
+                done.append((rig.clock.now_ms(), "restart", None))
                 counts["crashes"] = counts.get("crashes", 0) + 1
         rig.wait_device_ms(day0 + span_ms)
         # the faults end; let the outbox drain and the last quarter hour be taken
@@ -229,22 +285,69 @@ def run(a, log):
             time.sleep(0.5)
         counts["drained"] = drained
     finally:
+        # the firmware ends before the watch, so that every edge of the last run is seen
+        if rig.fw is not None:
+            rig.fw.stop()
+        time.sleep(0.05)
         watch.stop()
+        marks.append(last_event_seq(data))
         rig.stop()
     counts["wall_s"] = round(time.monotonic() - t_wall, 1)
-    return rig, watch, counts, day0, span_ms
+    state = {"args": {"speed": a.speed, "seed": a.seed}, "counts": counts, "day0": day0, "span_ms": span_ms,
+             "changes": watch.changes, "run_marks": marks, "actions": done,
+             "meter": {"timeout_ms": rig.device_config()["meter"]["timeout_ms"],
+                       "retries": rig.device_config()["meter"]["retries"], "delay_ms": DELAY_FAULT_MS}}
+    with open(os.path.join(a.workdir, RUN_FILE), "w") as f:
+        json.dump(state, f)
+    return Recorded(a.workdir, state)
 
 
 # -- the checks --------------------------------------------------------------
 
-def check(rig, watch, counts, day0, span_ms, a):
-    data = os.path.join(rig.root, "data")
-    res = {"speed": a.speed, "simulated_h": span_ms / H_MS, "seed": a.seed}
+class Recorded:
+    """A finished campaign as its workdir holds it: the device's filesystem, the
+    emulators' logs and RUN_FILE (relay edges, run marks, actions). The checks read
+    only this, so `--check-only` judges a kept workdir again."""
+
+    def __init__(self, workdir, state=None):
+        self.workdir = os.path.abspath(workdir)
+        if state is None:
+            with open(os.path.join(self.workdir, RUN_FILE)) as f:
+                state = json.load(f)
+        self.state = state
+        self.root = os.path.join(self.workdir, "device")
+
+    def meter_reads(self):
+        return read_jsonl(os.path.join(self.workdir, "meter.log"))
+
+    def gateway_events(self):
+        return read_jsonl(os.path.join(self.workdir, "han_store.jsonl"))
+
+
+def last_event_seq(data):
+    # The newest TAF16 event on flash: the outbox journal, or for segments it has
+    # dropped after acknowledgement the acks journal, which names them by seq.
+    last = 0
+    for name in ("outbox", "acks"):
+        try:
+            for seq, p in bench.read_journal_raw(data, name):
+                last = max(last, seq if name == "outbox" else json.loads(p)["n"])
+        except (FileNotFoundError, ValueError):
+            pass
+    return last
+
+
+def check(rec, a=None):
+    st = rec.state
+    counts, day0, span_ms = st["counts"], st["day0"], st["span_ms"]
+    speed = st["args"]["speed"]
+    data = os.path.join(rec.root, "data")
+    res = {"speed": speed, "simulated_h": span_ms / H_MS, "seed": st["args"]["seed"]}
     res.update(counts)
     problems = []
     # what the meter served, and with which fault
     served_ok, injected = set(), {}
-    reads = rig.meter_reads()
+    reads = rec.meter_reads()
     for r in reads:
         f = r.get("fault")
         if f:
@@ -279,11 +382,19 @@ def check(rig, watch, counts, day0, span_ms, a):
     values = [r for r in qh if "gap" not in r]
     gaps = [r for r in qh if "gap" in r]
     bad_qh = [r for r in values if r["import_wh"] not in served_ok]
+    gw = rec.gateway_events()
+    late = qh_lateness(qh, reads, st["actions"], gw, speed, st["meter"])
     res["qh"] = {"records": len(qh), "values": len(values), "gaps": len(gaps), "lost": missing, "duplicated": dup,
                  "from_corrupt_frames": len(bad_qh),
                  "gap_reasons": _tally(g["gap"].split(":")[0] for g in gaps)}
+    res["qh"].update(late)
     if bad_qh:
         problems.append("qh values not served by the meter: %s" % [r["import_wh"] for r in bad_qh[:5]])
+    for g in late["fault_free_late_gaps"]:
+        posts = "; ".join("TAF16 %r stamped %+d s, at the gateway %+d s" % (e["text"], e["stamped_s"], e["received_s"])
+                          for e in g["taf16_posts"])
+        problems.append("late gap in a fault-free stretch at %s (%d)%s" % (
+            g["utc"], g["boundary"], ": " + posts if posts else ", no TAF16 event posted then"))
 
     # TAF16 events: the device's outbox against the gateway's store. The outbox journal
     # drops its oldest segments once they are acknowledged; the acks journal (half as
@@ -301,7 +412,6 @@ def check(rig, watch, counts, day0, span_ms, a):
         by_seq[s] = e["uuid"]
     dev_uuids = [by_seq[n] for n in sorted(by_seq)]
     dev_dups = len(dev_uuids) - len(set(dev_uuids))
-    gw = rig.gateway_events()
     gw_uuids = [e["uuid"] for e in sorted(gw, key=lambda e: e["seq"])]
     ev_lost = [u for u in dev_uuids if u not in set(gw_uuids)]
     ev_dup = (len(gw_uuids) - len(set(gw_uuids))) + dev_dups
@@ -321,7 +431,7 @@ def check(rig, watch, counts, day0, span_ms, a):
 
     # transactions: once each, chain intact
     import verify_tx
-    with open(os.path.join(rig.root, "device.key"), "rb") as f:
+    with open(os.path.join(rec.root, "device.key"), "rb") as f:
         key = f.read()
     recs, tx_problems = verify_tx.verify(data, key)
     good = [r for _, r in recs if isinstance(r, dict)]
@@ -336,12 +446,16 @@ def check(rig, watch, counts, day0, span_ms, a):
     if bad_tx:
         problems.append("transaction readings not served by the meter")
 
-    # the relay rules, within each run of the firmware
-    forced = [e for _, e in evs if e.get("kind") == "stop" and (" by dso" in e.get("text", "")
-                                                               or " by safety" in e.get("text", ""))]
-    res["relay"] = relay_rules(watch.changes, a.speed, forced)
+    # the relay rules, within each run of the firmware, each edge judged by its own
+    # cause: the device's switch event for it and the transaction it ended
+    dev_events = device_events(evs, by_seq, gw)
+    tx_end = {(r.get("end") or {}).get("uuid"): r["end"]["reason"] for r in good if (r.get("end") or {}).get("uuid")}
+    res["relay"] = relay_rules(st["changes"], st["run_marks"], dev_events, tx_end, speed,
+                               [t for t, what, _ in st["actions"] if what == "restart"])
     if res["relay"]["violations"]:
         problems.append("relay rules broken: %s" % res["relay"]["violations"][:3])
+    if res["relay"]["unmatched"]:
+        problems.append("relay edges and the device's switch events disagree: %s" % res["relay"]["unmatched"][:3])
 
     res["lost"] = res["qh"]["lost"] + res["events"]["lost"]
     res["duplicated"] = res["qh"]["duplicated"] + res["events"]["duplicated"] + res["transactions"]["duplicated"]
@@ -351,36 +465,197 @@ def check(rig, watch, counts, day0, span_ms, a):
     return res
 
 
-def relay_rules(changes, speed, forced):
-    # Tolerance: the watcher's sampling (a few real ms) on the simulated clock, plus the
-    # controller's one-second step.
+def device_events(outbox, by_seq, gw):
+    """[(seq, event)] every TAF16 event the device wrote, in its order: from the outbox
+    journal ([(seq, event)]), and for the segments it dropped once they were
+    acknowledged, from the acks journal (by_seq: seq -> UUID) with the text the gateway
+    stored under that UUID (the device sent it; the checks above hold the gateway to
+    exactly the device's events)."""
+    texts = {e["uuid"]: e.get("text") for e in gw}
+    kept = dict(outbox)
+    return [(n, kept[n] if n in kept else {"uuid": by_seq[n], "text": texts.get(by_seq[n])}) for n in sorted(by_seq)]
+
+
+# -- quarter hours that came late ----------------------------------------------
+
+def qh_lateness(qh, reads, actions, gw, speed, meter):
+    """Late quarter hours (`missed (late)` gaps, values later than B + 9 s) by the
+    stretch they fell in: faulted (bus, power, clock: the module's docstring defines
+    them) or fault-free. The fault-free late gaps come with the TAF16 events whose post
+    was under way at the boundary (stamped to received at the gateway)."""
+    tol = TOLERANCE_MS
+    deadline = meter["timeout_ms"] * speed
+    slack = BUS_SLACK_MS * speed
+    lands = sorted(r["t_ms"] + meter["delay_ms"] * speed for r in reads if r.get("fault") == "delay")
+    bus = []
+    for k, r in enumerate(reads):
+        f, t = r.get("fault"), r["t_ms"]
+        nxt = reads[k + 1]["t_ms"] if k + 1 < len(reads) else t  # the last one: no silence seen after it
+        if f in NO_ANSWER:
+            bus.append((t, t + deadline + slack))
+        elif f == "exception":
+            bus.append((t, t + BUSY_BACKOFF_MS * speed + slack))
+        elif f:
+            bus.append((t, t + slack))
+        elif nxt - t >= deadline * 9 // 10 and any(t <= x <= t + deadline for x in lands):
+            bus.append((t, t + deadline + slack))  # a late answer spoilt it: the master waited out its deadline
+    bus.sort()
+    power = sorted(t for t, what, _ in actions if what in ("kill", "crash", "restart"))
+    boot = BOOT_MARGIN_MS * speed
+    lies, begun = [], {}
+    for t, what, arg in actions:
+        if what == "sntp":
+            i, mode = arg
+            if mode.startswith("offset") and i not in begun:
+                begun[i] = t
+            elif mode == "good" and i in begun:
+                lies.append((begun.pop(i), t))
+    lies += [(t, float("inf")) for t in begun.values()]
+
+    def causes(b):
+        c = []
+        if any(s <= b + tol and e >= b for s, e in bus):
+            c.append("bus")
+        if any(b - boot <= t <= b + tol for t in power):
+            c.append("power")
+        if any(s <= b + tol and e + RESYNC_MS >= b for s, e in lies):
+            c.append("clock")
+        return c
+
+    def posts(b):
+        lo = b - POST_MARGIN_MS * speed // 1000
+        out = []
+        for e in gw:
+            sent, got = e["timestamp"] * 1000, e["time"] * 1000
+            if sent <= b + tol and got >= lo:
+                out.append({"text": e["text"], "stamped_s": (sent - b) // 1000, "received_s": (got - b) // 1000})
+        return out
+
+    stretches = {"fault_free": 0, "faulted": 0, "by_cause": {"bus": 0, "power": 0, "clock": 0}}
+    out = {"values": {"faulted": 0, "fault_free": 0}, "gaps": {"faulted": 0, "fault_free": 0}}
+    free_gaps = []
+    for r in qh:
+        b = r["boundary"] * 1000
+        c = causes(b)
+        stretches["faulted" if c else "fault_free"] += 1
+        for x in c:
+            stretches["by_cause"][x] += 1
+        if "gap" in r:
+            if not r["gap"].startswith(LATE_GAP):
+                continue
+            what = "gaps"
+        elif r["delay_ms"] > tol:
+            what = "values"
+        else:
+            continue
+        out[what]["faulted" if c else "fault_free"] += 1
+        if what == "gaps" and not c:
+            free_gaps.append({"boundary": r["boundary"], "taf16_posts": posts(b),
+                              "utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["boundary"]))})
+    return {"late_values": out["values"]["faulted"] + out["values"]["fault_free"],
+            "late_gaps": out["gaps"]["faulted"] + out["gaps"]["fault_free"],
+            "late": out, "stretches": stretches, "fault_free_late_gaps": free_gaps}
+
+
+# -- the relay rules -------------------------------------------------------------
+
+def switch_kind(text):
+    # "start by SRC: why" / "stop by SRC: why" -> ("start"|"stop", SRC); else (None, None)
+    for kind in ("start", "stop"):
+        head = kind + " by "
+        if text and text.startswith(head):
+            return kind, text[len(head):].split(":")[0]
+    return None, None
+
+
+def relay_rules(changes, marks, events, tx_end, speed, restarts):
+    """Min on, min off and the cycle cap within each run of the firmware, from the relay
+    line the campaign watched. Each edge is paired with the device's own record of it:
+    the firmware writes the output, then the switch event (`start by SRC` / `stop by
+    SRC`), so within one run the k-th edge is the k-th switch event of that run (the
+    events a run wrote end at its mark, read from flash when it died); only its last
+    edge may lack one, when the power went between the two. An off edge inside min on
+    is allowed only when its stop event names dso or safety and the device's records
+    back it: safety with its fault named and the transaction ended EE, dso with a §14a
+    limit raised in that run and not lifted, the transaction ended ER. A power loss
+    (kill) is not a switching of the firmware; power-up counts as a switch-off."""
     tol = int(0.02 * speed * 1000) + 2000
-    v = []
-    ons = offs = 0
+    v, unmatched, forced, causes = [], [], [], {}
+    ons = offs = missing = 0
     by_run = {}
     for t, on, run_no, cause in changes:
         by_run.setdefault(run_no, []).append((t, on, cause))
-    for run_no, ch in by_run.items():
+    runs_n = max(by_run) + 1 if by_run else 0
+    for run_no in range(runs_n):
+        lo = marks[run_no - 1] if 0 < run_no <= len(marks) else 0
+        hi = marks[run_no] if run_no < len(marks) else float("inf")
+        evs = [(n, e) for n, e in events if lo < n <= hi]
+        sw = [(n, e) + switch_kind(e.get("text")) for n, e in evs]
+        sw = [x for x in sw if x[2]]
+        limits = [(n, "lifted" not in (e.get("text") or "")) for n, e in evs
+                  if (e.get("text") or "").startswith("grid operator limit")]
+        edges, state = [], False
+        for t, on, cause in by_run.get(run_no, []):
+            if cause == "firmware" and on != state:
+                edges.append((t, on))
+            state = on if cause == "firmware" else False
+        if len(sw) > len(edges):
+            unmatched.append("run %d: %d switch events for %d relay edges" % (run_no, len(sw), len(edges)))
         last_on = last_off = None
+        up = restarts[run_no - 1] if 0 < run_no <= len(restarts) else None
         on_times = []
-        for t, on, cause in ch:
-            if cause != "firmware":
-                continue  # a power loss is not a switching of the firmware
+        for k, (t, on) in enumerate(edges):
+            ev = sw[k] if k < len(sw) else None
+            if ev is None:
+                if k != len(edges) - 1:
+                    unmatched.append("run %d: relay %s at %d without a switch event" % (run_no, "on" if on else "off", t))
+                else:
+                    missing += 1  # the power went between the output and the event
+            elif ev[2] != ("start" if on else "stop"):
+                unmatched.append("run %d: relay %s at %d, but the device's event %d is %r" % (
+                    run_no, "on" if on else "off", t, ev[0], ev[1].get("text")))
+                ev = None
             if on:
                 ons += 1
                 if last_off is not None and t - last_off < RELAY["min_off_s"] * 1000 - tol:
                     v.append("run %d: on %d s after off" % (run_no, (t - last_off) // 1000))
+                elif last_off is None and up is not None and t - up < RELAY["min_off_s"] * 1000 - tol:
+                    v.append("run %d: on %d s after power-up" % (run_no, (t - up) // 1000))
                 on_times = [x for x in on_times if t - x < H_MS - tol] + [t]
                 if len(on_times) > RELAY["max_cycles_per_h"]:
                     v.append("run %d: %d switch-ons within an hour" % (run_no, len(on_times)))
                 last_on = t
-            else:
-                offs += 1
-                if last_on is not None and t - last_on < RELAY["min_on_s"] * 1000 - tol:
-                    if not any(abs(e["time_ms"] - t) < tol for e in forced):
-                        v.append("run %d: off %d s after on" % (run_no, (t - last_on) // 1000))
-                last_off = t
-    return {"switch_ons": ons, "switch_offs": offs, "runs": len(by_run), "violations": v, "tolerance_ms": tol}
+                continue
+            offs += 1
+            text = ev[1].get("text") if ev else None
+            src = ev[3] if ev else None
+            causes[src or "unknown"] = causes.get(src or "unknown", 0) + 1
+            reason = tx_end.get(ev[1].get("uuid")) if ev else None
+            if reason is not None and reason != TX_END.get(src, "E"):
+                v.append("run %d: %r ended its transaction %s" % (run_no, text, reason))
+            if last_on is not None and t - last_on < RELAY["min_on_s"] * 1000 - tol:
+                why = forced_why(src, text, ev[0] if ev else None, limits)
+                if why is None:
+                    v.append("run %d: off %d s after on (%s)" % (run_no, (t - last_on) // 1000,
+                                                                 text or "no stop event on the device"))
+                else:
+                    forced.append({"run": run_no, "on_s": (t - last_on) // 1000, "event": text,
+                                   "tx_end": reason, "why": why})
+            last_off = t
+    return {"switch_ons": ons, "switch_offs": offs, "runs": runs_n, "violations": v, "tolerance_ms": tol,
+            "off_causes": causes, "forced_inside_min_on": forced, "edges_without_event": missing,
+            "unmatched": unmatched}
+
+
+def forced_why(src, text, seq, limits):
+    # Why an off edge inside min on is allowed, from the device's records, or None.
+    if src == "safety" and text and (": fault " + NO_POWER_RISE in text or ": fault " + POWER_STAYS in text):
+        return "safety: " + text.split(": fault ")[1]
+    if src == "dso":
+        raised = [ok for n, ok in limits if n < seq]
+        if raised and raised[-1]:
+            return "dso: 14a limit on record"
+    return None
 
 
 def _tally(items):
@@ -401,6 +676,8 @@ def main(argv=None):
     ap.add_argument("--date", default="2026-11-27")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "campaign-run"))
     ap.add_argument("--out", help="also write the JSON here")
+    ap.add_argument("--check-only", action="store_true",
+                    help="judge the campaign kept in --workdir again, without running it")
     ap.add_argument("-q", "--quiet", action="store_true")
     a = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, bench._stop_all)
@@ -409,15 +686,26 @@ def main(argv=None):
         if not a.quiet:
             print("campaign: " + msg, file=sys.stderr, flush=True)
 
-    log("%s at %dx, %d kills, %.0f %% bus faults, seed %d" % (
-        "%g h" % a.hours if a.hours else "%d days" % a.days, a.speed, a.kills, a.fault_rate * 100, a.seed))
-    rig, watch, counts, day0, span_ms = run(a, log)
-    res = check(rig, watch, counts, day0, span_ms, a)
+    if a.check_only:
+        rec = Recorded(a.workdir)
+    else:
+        log("%s at %dx, %d kills, %.0f %% bus faults, seed %d" % (
+            "%g h" % a.hours if a.hours else "%d days" % a.days, a.speed, a.kills, a.fault_rate * 100, a.seed))
+        rec = run(a, log)
+    res = check(rec)
     text = json.dumps(res, sort_keys=True)
     print(text)
     if a.out:
         with open(a.out, "w") as f:
             f.write(text + "\n")
+    q, rl = res["qh"], res["relay"]
+    log("quarter hours %d = %d values (%d late: %d faulted, %d fault-free) + %d gaps %s; "
+        "late gaps %d: %d in faulted stretches, %d in fault-free ones (of %d fault-free boundaries)" % (
+            q["records"], q["values"], q["late_values"], q["late"]["values"]["faulted"],
+            q["late"]["values"]["fault_free"], q["gaps"], q["gap_reasons"], q["late_gaps"],
+            q["late"]["gaps"]["faulted"], q["late"]["gaps"]["fault_free"], q["stretches"]["fault_free"]))
+    log("relay: %d on, %d off by %s; inside min on by dso/safety: %d; violations %d" % (
+        rl["switch_ons"], rl["switch_offs"], rl["off_causes"], len(rl["forced_inside_min_on"]), len(rl["violations"])))
     log("faults injected %d (bus %d, kills %d), records %s, lost %d, duplicated %d: %s" % (
         res["faults_injected"], res["bus_faults_injected"], res["kills"], res["records"], res["lost"],
         res["duplicated"], "OK" if res["ok"] else "FAILED: %s" % res["problems"]))
