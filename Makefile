@@ -6,7 +6,9 @@ STAMP   := $(VENV)/.setup-done
 PORT    ?= /dev/ttyUSB0
 BOARD   ?= esp32_devkitc
 
-.PHONY: setup sim test bench campaign mpy clean deploy flash console frozen-unix
+.PHONY: setup sim test test-fast bench campaign mpy clean deploy flash console frozen-unix
+# test workers: the slow tests mostly wait on simulated time, so more than the cores
+JOBS    ?= 4
 
 setup: $(STAMP)
 
@@ -17,8 +19,14 @@ $(STAMP): requirements-host.txt tools/mplib.lock tools/setup.sh
 sim: setup
 	$(PY) tools/sim.py $(SIM_ARGS)
 
+# whole files per worker (module fixtures share one rig); the slowest tests and the
+# slow tests' share of the time are printed at the end
 test: setup
-	$(PY) -m pytest host_tests $(PYTEST_ARGS)
+	$(PY) -m pytest host_tests -n $(JOBS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+
+# the unit and dual tests (CPython and the MicroPython unix port), no emulators
+test-fast: setup
+	$(PY) -m pytest host_tests -m "not slow" -n 2 $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) tools/bench.py $(BENCH_ARGS)

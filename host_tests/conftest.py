@@ -26,3 +26,19 @@ def pytest_ignore_collect(collection_path, config):
         if "# micropython-only" in head:
             return True
     return None
+
+
+# The time of slow and other tests, printed at the end of the run (with xdist the
+# workers' reports arrive here in the controller).
+_TIME = {"slow": 0.0, "other": 0.0}
+
+
+def pytest_runtest_logreport(report):
+    _TIME["slow" if "slow" in report.keywords else "other"] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    total = _TIME["slow"] + _TIME["other"]
+    if total > 0:
+        terminalreporter.write_line("test time: %.0f s in all, slow tests %.0f s (%.0f %%), others %.0f s" % (
+            total, _TIME["slow"], 100 * _TIME["slow"] / total, _TIME["other"]))

@@ -16,6 +16,8 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import campaign  # noqa: E402
 
+pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
+
 needs_broker = pytest.mark.skipif(not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")),
                                   reason="mosquitto is not installed")
 

@@ -17,7 +17,7 @@ from conftest import MICROPYTHON, ROOT
 MAIN = os.path.join(ROOT, "firmware", "main.py")
 PROMPT = "dicamm> "
 
-pytestmark = pytest.mark.skipif(not os.path.exists(MICROPYTHON), reason="MicroPython unix port not installed")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.path.exists(MICROPYTHON), reason="MicroPython unix port not installed")]
 
 
 class PtyFirmware:

@@ -11,8 +11,8 @@ import pytest
 from rig import Rig
 from test_cli_pty import PROMPT, PtyFirmware
 
-pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(os.path.dirname(__file__), "..", ".venv", "bin",
-                                                                "micropython")), reason="no MicroPython")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.path.exists(os.path.join(os.path.dirname(__file__), "..", ".venv", "bin",
+                                                                "micropython")), reason="no MicroPython")]
 
 
 @pytest.fixture

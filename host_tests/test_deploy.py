@@ -17,6 +17,8 @@ from conftest import FIRMWARE, MICROPYTHON, ROOT, TOOLS
 import build_mpy
 import flash
 
+pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
+
 PY = sys.executable
 DEVICE_BOARDS = ["esp32_devkitc", "esp32s3_devkitc", "olimex_esp32_poe_iso", "lilygo_t_can485"]
 ARCH_CODE = {"xtensawin": 10, "rv32imc": 11}

@@ -18,6 +18,8 @@ import pytest
 from rig import Rig, day_start_ms
 from waiting import wait_until
 
+pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
+
 SPEED = 60
 MIN_ON_S = 60
 MIN_OFF_S = 60

@@ -8,6 +8,8 @@ import pytest
 
 from rig import Rig
 
+pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
+
 FAULTS = ("drop", "delay", "corrupt", "exception", "wrong_unit", "noise", "split")
 # Faults after which the master can still get a valid frame in the same
 # transaction (garbage around or a frame in pieces) are not failures.

@@ -14,7 +14,7 @@ import pytest
 import broker as brokermod
 from rig import Rig, day_start_ms
 
-pytestmark = pytest.mark.skipif(not os.path.exists(brokermod.MOSQUITTO), reason="mosquitto not installed")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.path.exists(brokermod.MOSQUITTO), reason="mosquitto not installed")]
 
 SPEED = 120                     # 1 s real = 2 device minutes; an hour is 30 s
 DEV = "dicamm-bench"

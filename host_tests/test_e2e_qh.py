@@ -28,6 +28,8 @@ from emu_load import Day, Integrator, WMS_PER_WH  # noqa: E402
 from rig import Rig, day_start_ms  # noqa: E402
 from waiting import wait_until
 
+pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
+
 QH = 900_000
 TOL = 9_000
 HOUR = 3_600_000

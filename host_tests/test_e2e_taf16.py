@@ -25,6 +25,8 @@ from rig import Rig, day_start_ms, ROOT
 from waiting import wait_until
 from verify_tx import read_journal
 
+pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
+
 SPEED = 60
 BASE_W = 500
 ELEMENT_W = 3000

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import FIRMWARE, MICROPYTHON, ROOT
 
-pytestmark = pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl CLI")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl CLI")]
 
 POST = r'''
 import sys

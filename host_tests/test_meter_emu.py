@@ -14,6 +14,8 @@ import serial
 from conftest import ROOT
 from dicamm import profiles
 
+pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
+
 EMU = os.path.join(ROOT, "tools", "meter_emu.py")
 
 

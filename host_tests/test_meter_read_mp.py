@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import FIRMWARE, MICROPYTHON, ROOT
+
+pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
 
 EMU = os.path.join(ROOT, "tools", "meter_emu.py")
 JOBS = [(1, "sdm72dm", 9600), (2, "sdm630", 9600), (3, "abb_b21", 9600), (4, "abb_b23", 9600),

@@ -14,6 +14,8 @@ import pytest
 
 from conftest import FIRMWARE, MICROPYTHON, SHIMS
 
+pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
+
 H = bytes.fromhex
 
 

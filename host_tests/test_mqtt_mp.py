@@ -14,7 +14,7 @@ from waiting import wait_until
 
 import broker as brokermod
 
-pytestmark = pytest.mark.skipif(not os.path.exists(brokermod.MOSQUITTO), reason="mosquitto not installed")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.path.exists(brokermod.MOSQUITTO), reason="mosquitto not installed")]
 
 AGENT = os.path.join(ROOT, "host_tests", "mqtt_agent.py")
 DEV = "dev1"

@@ -10,7 +10,11 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from conftest import FIRMWARE, MICROPYTHON
+
+pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
 
 _CUTS = 25
 _MAX_BYTES = 6000

@@ -15,6 +15,8 @@ import pytest
 from waiting import wait_until
 
 from conftest import FIRMWARE, MICROPYTHON, ROOT, TOOLS
+
+pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
 from simclock import SimClock
 from dicamm import sntp_packet as P
 
