@@ -92,6 +92,12 @@ class App:
             self.journals[name] = j
         return j
 
+    def boundary_gate(self):
+        # The load profile's gate (None without a meter): long blocking steps
+        # wait on it so that the quarter-hour reading comes first.
+        lp = self.loadprofile
+        return lp.gate if lp is not None else None
+
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self.started) // 1000
 
@@ -268,7 +274,7 @@ class App:
             if han is not None:
                 self.outbox = Outbox(self.path("data"), self.clock, han.post_event,
                                      cfg.get("storage.outbox_max_bytes"), cfg.get("storage.segment_bytes"),
-                                     self.storage, cfg.get("cls_id"))
+                                     self.storage, cfg.get("cls_id"), gate=self.boundary_gate())
                 self.journals["outbox"] = self.outbox.events
                 self.journals["acks"] = self.outbox.acks
                 self.start("outbox", self.outbox.run)
@@ -363,7 +369,7 @@ class App:
         output = hw.relay_output(self.board, self.root or "/", self.clock.wall_ms)
         p = self.path("schedule.json")
         c = Controller(output, self.clock, self.timekeeper, self.config, self.on_transition,
-                       (lambda b: fsutil.write_atomic(p, b), lambda: fsutil.read(p)))
+                       (lambda b: fsutil.write_atomic(p, b), lambda: fsutil.read(p)), self.boundary_gate())
         self.controller = c
         if c.schedule.load_error:
             self.info(c.schedule.load_error)
@@ -413,7 +419,8 @@ class App:
         if lp is not None:
             from dicamm.loadprofile import decode
             sources["decode"]["qh"] = decode
-        self.mqtt = MqttLink(cfg, cfg.get("device_id") or "dicamm", self.commands, sources, self.clock)
+        self.mqtt = MqttLink(cfg, cfg.get("device_id") or "dicamm", self.commands, sources, self.clock,
+                             self.boundary_gate())
         self.start("mqtt", self.mqtt.run)
 
     def _mqtt_reading(self):

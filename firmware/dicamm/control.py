@@ -75,10 +75,12 @@ def _int_arg(v, name, lo, hi):
 
 
 class Controller:
-    def __init__(self, output, clock, timekeeper, config, on_transition=None, schedule_store=None):
+    def __init__(self, output, clock, timekeeper, config, on_transition=None, schedule_store=None, gate=None):
         # timekeeper: a TimeKeeper (now_ms(), status()) or a plain now_ms callable.
         # schedule_store: (save(bytes), load() -> bytes|None) or None.
+        # gate: the load profile's BoundaryGate or None.
         self.output = output
+        self.gate = gate
         self.clock = clock
         if hasattr(timekeeper, "now_ms"):
             self._legal = timekeeper.now_ms
@@ -137,6 +139,13 @@ class Controller:
             await self.start()
         ms = self.clock.real_ms_for(_TICK_MS)
         while True:
+            if self.gate is not None:
+                # Windows and limits start and end on quarter hours: the edge's
+                # events and transaction record (flash writes, a collection)
+                # wait until the boundary's reading is in, a fraction of a
+                # second on a device (at most the 9 s tolerance and the time
+                # guard with a failing meter).
+                await self.gate.wait_clear(0)
             try:
                 await self.step()
             except Exception as e:  # keep control alive; status shows what broke

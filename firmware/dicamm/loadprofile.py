@@ -18,7 +18,9 @@
 # metering poller to leave the bus free, and then spins (yielding to the other
 # tasks) until legal time reaches the boundary plus its uncertainty (half the
 # last sync's round trip plus drift, while S), so the request goes out in the
-# first millisecond at which the boundary has surely passed.
+# first millisecond at which the boundary has surely passed. Its gate
+# (boundary_gate) keeps the long blocking steps of the other tasks (TLS
+# handshakes, MQTT bursts) away from that moment.
 import json
 
 try:
@@ -28,6 +30,7 @@ except ImportError:  # pragma: no cover
 
 from micropython import const
 
+from dicamm.boundary_gate import BoundaryGate
 from dicamm.errors import ModbusError
 
 QH_MS = const(900000)
@@ -95,6 +98,9 @@ class LoadProfile:
         self.last_delay_ms = None
         self.max_delay_ms = None
         self.listeners = []          # callables(seq, dict) for MQTT
+        # Long steps of other tasks wait on this from shortly before a
+        # boundary until it is recorded (a value or, by the tolerance, a gap).
+        self.gate = BoundaryGate(clock, timekeeper.now_ms, QH_MS, TOLERANCE_MS + _MAX_GUARD_MS)
         last = journal.last(1)
         if last:
             self.last_boundary_ms = last_boundary_s(json.loads(last[0][1])) * 1000
@@ -173,6 +179,7 @@ class LoadProfile:
                 else:
                     self.pending_ms = self.last_boundary_ms + QH_MS
             pending = self.pending_ms
+            self.gate.expect(pending)
             # Never read before the true boundary: wait out the uncertainty
             # of legal time (half the sync's round trip plus drift).
             guard = tk.error_bound_ms() or 0
@@ -211,4 +218,5 @@ class LoadProfile:
         return {"values": self.values, "gaps": self.gaps, "late": self.late, "next_seq": self.journal.next_seq,
                 "last_boundary": None if self.last_boundary_ms is None else self.last_boundary_ms // 1000,
                 "next_boundary": None if self.pending_ms is None else self.pending_ms // 1000,
-                "last_delay_ms": self.last_delay_ms, "max_delay_ms": self.max_delay_ms}
+                "last_delay_ms": self.last_delay_ms, "max_delay_ms": self.max_delay_ms,
+                "gate_lead_ms": self.gate.lead_ms, "gate_waits": self.gate.waits}

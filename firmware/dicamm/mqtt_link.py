@@ -12,7 +12,9 @@
 # "with a deadline": a broker that stalls costs at most mqtt.timeout_ms, then
 # the link is dropped and retried with exponential backoff and jitter. Every
 # link fault ends in one place (run -> _drop), so metering and control never
-# wait on the network.
+# wait on the network. Connecting and each turn of publishing wait on the load
+# profile's boundary gate, so a handshake or a burst never delays the
+# quarter-hour reading.
 import json
 import time
 
@@ -35,8 +37,7 @@ _MAX_READS = const(16)        # packets handled per turn
 _STATE_CHECK_MS = const(1000)
 _MIN_METER_MS = const(500)    # real-time floor for the meter period (fast bench clock)
 _STABLE_MS = const(30000)     # a link up this long resets the backoff
-_QH_MS = const(900000)
-_QH_GUARD_MS = const(3000)    # no (blocking) connect this close to a quarter hour
+_TURN_BLOCKS_MS = const(100)  # real ms a turn (a burst, a command) may hold the loop, at most
 _RECENT = const(8)            # commands remembered for duplicate ids
 _MAX_ACKS = const(8)
 
@@ -78,8 +79,9 @@ class MqttLink:
     #           "cursor_path": file for the per-stream cursors (optional),
     #           "read_file": fn(path) -> bytes or None (optional, for certificates),
     #           "log": fn(text) (optional)}
-    def __init__(self, config, device_id, commands, sources, clock):
+    def __init__(self, config, device_id, commands, sources, clock, gate=None):
         self.cfg = config
+        self.gate = gate  # boundary_gate.BoundaryGate or None
         self.device_id = device_id
         self.commands = commands
         self.src = sources
@@ -183,9 +185,12 @@ class MqttLink:
     async def run(self):
         self._running = True
         while self._running:
+            if self.gate is not None:
+                # a TLS handshake (connect: the gate's longest lead) or a turn
+                # of publishing holds the loop: the quarter-hour reading first
+                await self.gate.wait_clear(None if self._client is None else _TURN_BLOCKS_MS)
             if self._client is None:
-                if self.host and time.ticks_diff(time.ticks_ms(), self._next_try) >= 0 \
-                        and not self._near_quarter_hour():
+                if self.host and time.ticks_diff(time.ticks_ms(), self._next_try) >= 0:
                     await self._try_connect()
                 await asyncio.sleep_ms(100 if self._client is None else 0)
                 continue
@@ -208,12 +213,6 @@ class MqttLink:
                 pass
             self._close()
         self.streams.save(True)
-
-    def _near_quarter_hour(self):
-        # Connecting (TLS handshake) can block the loop for a moment: keep it
-        # away from the quarter-hour boundary where the load profile reads.
-        w = self.clock.wall_ms() % _QH_MS
-        return w < _QH_GUARD_MS or w > _QH_MS - _QH_GUARD_MS
 
     async def _wait_io(self, raw, out, timeout_ms):
         # Await a socket writable (out) or readable without blocking the loop.
@@ -246,6 +245,8 @@ class MqttLink:
             timeout = c.timeout_ms
             raw = c.open()
             await self._wait_io(raw, True, timeout)
+            if self.gate is not None:  # the TCP connect may have taken us into the quiet time
+                await self.gate.wait_clear()
             c.start()
             await self._wait_io(raw, False, timeout)
             c.finish()

@@ -27,7 +27,7 @@ _FULL_PCT = const(75)  # alarm when pending events fill this share of the journa
 class Outbox:
     def __init__(self, journal_dir, clock, poster, max_bytes=65536, segment_bytes=8192,
                  stats=None, cls_id="", backoff_min_ms=2000, backoff_max_ms=600000,
-                 on_ack=None, journal_class=None):
+                 on_ack=None, journal_class=None, gate=None):
         if journal_class is None:
             from dicamm.journal import Journal as journal_class
         self.clock = clock
@@ -37,6 +37,7 @@ class Outbox:
         self.backoff_min_ms = backoff_min_ms
         self.backoff_max_ms = backoff_max_ms
         self.on_ack = on_ack  # on_ack(event, record), e.g. publish on MQTT
+        self.gate = gate      # boundary_gate.BoundaryGate: a post's TLS handshake blocks the loop
         self.events = journal_class(journal_dir, "outbox", max_bytes, segment_bytes, stats)
         # Ack entries are about as large as events: 1.5 times the room keeps every
         # ack at least as long as its event.
@@ -156,6 +157,9 @@ class Outbox:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self.gate is not None:
+                # the quarter-hour reading first; the event goes right after it
+                await self.gate.wait_clear()
             try:
                 await self.send_one()
                 self._backoff = 0

@@ -17,6 +17,10 @@ MAX_WINDOWS = const(48)
 _MAX_ID = const(64)
 _MAX_W = const(1000000)
 _KEYS = ("id", "start", "end", "on", "power_w")
+# A window reported this long (s) after its start still counts as joined on
+# time: the control tick, and at a quarter-hour boundary the wait for the load
+# profile's reading (boundary_gate: at most 11 s).
+_JOIN_SLACK_S = const(15)
 
 
 def _is_int(v):
@@ -138,7 +142,7 @@ class Schedule:
             if w is not None:
                 # on the first poll after start-up, or when the schedule was
                 # replaced, the window may have begun a while ago
-                late = not self._polled or now_ms // 1000 > w["start"] + 2
+                late = not self._polled or now_ms // 1000 > w["start"] + _JOIN_SLACK_S
                 out.append({"kind": "window_start", "id": wid, "window": w, "late": late})
             self._current = wid
         self._polled = True
