@@ -185,7 +185,10 @@ class Rig:
                "time": {"servers": ["127.0.0.1:%d" % p for p in self.sntp_ports[1:]],
                         "gateway": "127.0.0.1:%d" % self.sntp_ports[0] if self.sntp_ports else "",
                         "sample_gap_ms": 0},
-               "relay": {"min_on_s": 120, "min_off_s": 120, "max_cycles_per_h": 6, "nominal_w": self.element_w}}
+               # the meter emulator follows the relay file every 20 real ms (more under load):
+               # at 1440x the element's power shows up tens of device seconds after the switch
+               "relay": {"min_on_s": 120, "min_off_s": 120, "max_cycles_per_h": 6, "nominal_w": self.element_w,
+                         "plausibility_s": min(600, max(30, self.clock.speed // 5))}}
         if len(self.meters[0].split(":")) > 2:
             cfg["meter"]["baud"] = int(self.meters[0].split(":")[2])
         if self.han_port:

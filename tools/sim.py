@@ -71,6 +71,9 @@ def main(argv=None):
     ap.add_argument("--date", default=None, help="UTC day to simulate (default: today)")
     ap.add_argument("--speed", type=int, default=1440, help="device seconds per real second")
     ap.add_argument("--hours", type=float, default=24.0, help="device hours to run")
+    ap.add_argument("--slow", default="100:500:9500",
+                    help="slow motion SPEED:LEAD_MS:TAIL_MS around each quarter hour, so that a loaded host "
+                         "cannot make the 9 s boundary reading late (0: none)")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "sim-run"))
     ap.add_argument("--no-mqtt", action="store_true")
     ap.add_argument("--interactive", action="store_true", help="keep the console open at the end")
@@ -84,7 +87,9 @@ def main(argv=None):
     mqtt = not a.no_mqtt and (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto"))
     start_ms = day_ms - 120_000
     end_ms = day_ms + int(a.hours * 3_600_000) + 60_000
-    rig = Rig(a.workdir, speed=a.speed, start_ms=start_ms, load="day", mqtt=bool(mqtt),
+    from simclock import parse_slow
+    slow = parse_slow(a.slow)
+    rig = Rig(a.workdir, speed=a.speed, start_ms=start_ms, load="day", mqtt=bool(mqtt), slow=slow if slow[0] else None,
               config={"relay": {"min_on_s": 300, "min_off_s": 300, "plausibility_s": 300},
                       "mqtt": {"meter_period_s": 900}})
     print("DICAMM bench simulation: %s (UTC day), %dx real time, work folder %s" % (date, a.speed, a.workdir))
@@ -116,32 +121,36 @@ def main(argv=None):
             st = fw.json("status --json")
             print(live_line(st, now), flush=True)
             time.sleep(a.every)
-        report(rig, day_ms)
+        report(rig, day_ms, a.hours)
         if a.interactive:
             interactive(fw)
     finally:
         rig.stop()
 
 
-def report(rig, day_ms):
+def report(rig, day_ms, hours=24.0):
     fw = rig.fw
     print("\n== quarter-hour load profile (TAF7), local time, energy per interval ==")
     rows = fw.json("qh --json --last 200")["qh"]
     prev = None
-    values = gaps = 0
+    values = gaps = late = 0
+    quarters = int(hours * 4)
+    day_end = day_ms + quarters * 900_000
     for r in rows:
+        in_day = day_ms <= r["boundary"] * 1000 < day_end
         if "gap" in r:
-            gaps += 1
+            gaps += in_day
             print("  #%-4d %s  GAP: %s" % (r["seq"], local(r["boundary"] * 1000), r["gap"]))
             prev = None
             continue
-        values += 1
+        values += in_day
+        late += in_day and r["late"]
         d = "" if prev is None else "%6d Wh" % (r["import_wh"] - prev)
         bar = "" if prev is None else "#" * min(60, (r["import_wh"] - prev) // 25)
-        print("  #%-4d %s  %9d Wh %s  %s %s" % (r["seq"], local(r["boundary"] * 1000), r["import_wh"], d,
-                                               r["time_status"], bar))
+        print("  #%-4d %s  %9d Wh %s  %s%s %s" % (r["seq"], local(r["boundary"] * 1000), r["import_wh"], d,
+                                                 r["time_status"], " LATE" if r["late"] else "", bar))
         prev = r["import_wh"]
-    print("  %d values, %d gaps" % (values, gaps))
+    print("  the run's %d quarter hours of the UTC day: %d values (%d late), %d gaps" % (quarters, values, late, gaps))
     print("\n== TAF16 events (device) ==")
     for line in fw.command("events --last 40"):
         print("  " + line)

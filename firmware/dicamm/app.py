@@ -374,7 +374,8 @@ class App:
         if c.schedule.load_error:
             self.info(c.schedule.load_error)
         if self.metering is not None:
-            self.metering.listeners.append(c.update_meter)
+            m = self.metering
+            m.listeners.append(lambda r: c.update_meter(r, m.asked_ticks))
         self.start("control", c.run)
 
         async def watch():

@@ -241,11 +241,19 @@ class Controller:
             self.last_error = "on_transition: %r" % (e,)
 
     # -- inputs --------------------------------------------------------------
-    def update_meter(self, reading):
+    def update_meter(self, reading, asked_ticks=None):
         # The latest meter reading (meter.Reading dict); feeds plausibility.
+        # asked_ticks: device ticks when its request went out. A reading asked
+        # for before the last switching shows the load as it was before it: no
+        # evidence for or against the switching (a poll that was on the wire,
+        # or waited behind a long step, must not make "no power rise").
         self.reading = reading
         if self._applied is None or reading is None or reading.get("power_w") is None:
             return
+        if asked_ticks is not None:
+            asked = self.now_ms() - _ticks_diff(self.clock.ticks_ms(), asked_ticks)
+            if asked < self._applied_ms:
+                return
         on, pw = self._applied
         if self.plausibility.feed(self.now_ms(), reading["power_w"], on,
                                   pw if self.modulating else None):

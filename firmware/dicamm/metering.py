@@ -22,6 +22,7 @@ class Metering:
         self.reading_ms = None     # legal time of it
         self.reading_status = "U"
         self.reading_ticks = None  # device ticks when taken, for the age
+        self.asked_ticks = None    # device ticks when its request went out
         self.ok = False
         self.last_error = None
         self.last_error_ms = None
@@ -42,6 +43,7 @@ class Metering:
         # One read of the meter; raises ModbusError. Stamps with legal time when
         # the answer arrived.
         self.polls += 1
+        asked = self.clock.ticks_ms()
         try:
             r = await self.meter.read(fields)
         except ModbusError as e:
@@ -56,6 +58,7 @@ class Metering:
             self.reading_ms = t
             self.reading_status = st
             self.reading_ticks = self.clock.ticks_ms()
+            self.asked_ticks = asked  # when the request of this reading went out
             if self.first_reading_ticks is None:
                 self.first_reading_ticks = time.ticks_ms()
             self.ok = True

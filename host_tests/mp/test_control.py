@@ -157,6 +157,27 @@ def test_broken_element_raises_safety_fault():
     assert sw(ev)[-1] == ("backend", False, True)
 
 
+def test_reading_asked_before_the_switching_is_no_evidence():
+    # A poll that went out before the relay switched on (it was on the wire, or
+    # waited behind a long step) and is answered after the plausibility deadline
+    # shows the old power: it must not raise no_power_rise; a reading asked for
+    # after the switching that still shows no rise does.
+    c, clock, ev = make()
+    asyncio.run(c.start())
+    c.backend(on=True, ttl_s=3600)
+    steps(c, clock, 31)
+    assert c.output.on is True
+    on_at = ev[-1]["time_ms"] - T0            # device ticks of the switching
+    asked = on_at - 500                      # requested half a second before the switch
+    clock.t = on_at + 25000                  # answered after the 20 s deadline
+    c.update_meter({"power_w": 0}, asked)
+    asyncio.run(c.step())
+    assert c.status()["faults"] == {} and c.output.on is True
+    c.update_meter({"power_w": 0}, on_at + 1000)   # asked after the switch: no rise
+    asyncio.run(c.step())
+    assert "no_power_rise" in c.status()["faults"] and c.output.on is False
+
+
 def test_welded_relay_holds_off():
     c, clock, ev = make(cfg={"relay": {"min_on_s": 0, "min_off_s": 0, "plausibility_s": 10}})
     asyncio.run(c.start())
