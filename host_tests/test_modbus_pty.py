@@ -72,8 +72,8 @@ try:
     import asyncio
 except ImportError:
     import uasyncio as asyncio
-from dicamm.posix_serial import PosixSerial
-from dicamm.modbus import ModbusMaster
+from dicamm.drivers.posix_serial import PosixSerial
+from dicamm.drivers.modbus import ModbusMaster
 from dicamm.errors import ModbusError, ModbusException, ModbusFrameError, ModbusTimeout
 
 def now_ms():
@@ -225,7 +225,7 @@ sys.path.insert(0, sys.argv[2])
 if len(sys.argv) > 3:
     sys.path.insert(0, sys.argv[3])
 import time
-from dicamm.posix_serial import PosixSerial
+from dicamm.drivers.posix_serial import PosixSerial
 
 def now_ms():
     return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.monotonic() * 1000)
