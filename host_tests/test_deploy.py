@@ -95,7 +95,7 @@ def test_deploy_dry_run_lists_every_module(tmp_path, board):
 def test_deploy_dry_run_mip(tmp_path):
     files, runs = dry_run(tmp_path, "esp32_devkitc", "--mip", "--psram")
     devs = [d for _, d in files]
-    assert "lib/umqtt/simple.mpy" not in devs and "lib/dicamm/startup.mpy" in devs
+    assert "lib/umqtt/simple.mpy" not in devs and "lib/dicamm/drivers/startup.mpy" in devs
     assert ["mip", "install", "--target", "lib", "umqtt.simple"] in [c[3:] for c in runs]
 
 
@@ -193,7 +193,7 @@ def test_built_mpy_loads_on_unix_port(tmp_path):
               % (str(lib), str(tmp_path / "esp32_devkitc")))
     r = subprocess.run([MICROPYTHON, "-c", script], capture_output=True, text=True, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == [str(lib / "dicamm" / "startup.mpy"), "esp32_devkitc"]
+    assert r.stdout.split() == [str(lib / "dicamm" / "drivers" / "startup.mpy"), "esp32_devkitc"]
 
 
 # -- flash ----------------------------------------------------------------------

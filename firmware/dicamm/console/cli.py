@@ -12,9 +12,8 @@ import time
 
 from micropython import const
 
-from dicamm.console import table, terminal
-from dicamm.console.args import Args
-from dicamm.console.cli_editor import INTR, LineEditor, split
+from dicamm.console import cli_editor, table
+from dicamm.console.cli_editor import INTR, Args, LineEditor, split
 from dicamm.errors import DicammError, UsageError
 from dicamm.platform import UNIX, asyncio
 
@@ -207,12 +206,12 @@ class Console:
         except (ImportError, OSError, TypeError, AttributeError):
             self._poll = None
         self._read = self.inp.buffer.read if hasattr(self.inp, "buffer") else self.inp.read
-        self.prompt, self._tty_saved = terminal.interactive(self.inp)
+        self.prompt, self._tty_saved = cli_editor.interactive(self.inp)
         if self.prompt:
             self.editor.echo = self._echo
 
     def restore_tty(self):
-        terminal.restore(self._tty_saved)
+        cli_editor.restore(self._tty_saved)
         self._tty_saved = None
 
     def _byte(self):
@@ -292,7 +291,7 @@ class Console:
         # the queue (ask() takes them, else they run after the command).
         task = asyncio.create_task(coro)
         self.busy = task
-        terminal.ctrl_c_as_byte(True)
+        cli_editor.ctrl_c_as_byte(True)
         try:
             while not task.done():
                 if self._pump() == "intr":
@@ -303,7 +302,7 @@ class Console:
             except asyncio.CancelledError:
                 self.write("aborted")
         finally:
-            terminal.ctrl_c_as_byte(False)
+            cli_editor.ctrl_c_as_byte(False)
             self.busy = None
 
     def _show_prompt(self):

@@ -114,7 +114,7 @@ class Wizard:
 
     async def quick_scan(self):
         from dicamm.console import scan
-        from dicamm.console.args import Args
+        from dicamm.console.cli_editor import Args
         self.say("scanning addresses 1-32 at 9600 and 2400 baud (Ctrl-C aborts the whole setup) ...")
         await scan.run(self.con, Args(["--to", "32", "--bauds", "9600,2400", "--parities", "N,E"],
                                       ("to", "bauds", "parities")))
