@@ -65,8 +65,10 @@ SCRIPT = [
 MASTER_SCRIPT = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
-if len(sys.argv) > 3:
+if len(sys.argv) > 3:  # CPython: host_tests/shims (micropython.const, time.ticks_*, asyncio.sleep_ms)
     sys.path.insert(0, sys.argv[3])
+    import mp_host
+    mp_host.install()
 import json, time
 try:
     import asyncio

@@ -139,15 +139,18 @@ class App:
         self.fault("meter")
         return True
 
-    async def watch_meter(self):
-        # Turns the metering state into a fault that status and MQTT see.
-        while True:
-            m = self.metering
-            if m.ok:
-                self.fault("meter")
-            elif m.last_error:
-                self.fault("meter", m.last_error)
-            await asyncio.sleep_ms(200)
+    def watch(self, name, fault, state, period_ms):
+        # A task that turns a service's state into a fault that status and MQTT
+        # see: every period, fault(fault, state()) (None clears it).
+        async def run():
+            while True:
+                self.fault(fault, state())
+                await asyncio.sleep_ms(period_ms)
+        self.start(name, run)
+
+    def _meter_fault(self):
+        m = self.metering  # before the first reading (not ok, no error) the fault stays as it is
+        return None if m.ok else m.last_error or self.faults.get("meter")
 
     # -- start-up --------------------------------------------------------
     async def main(self):
@@ -163,7 +166,7 @@ class App:
         self.start("time", self.timekeeper.run)
         if self.setup_meter():
             self.start("metering", self.metering.run)
-            self.start("meter watch", self.watch_meter)
+            self.watch("meter watch", "meter", self._meter_fault, 200)
             from dicamm.services.loadprofile import LoadProfile
             self.loadprofile = LoadProfile(self.journal("qh", self.config.get("storage.qh_max_bytes")),
                                            self.metering, self.timekeeper, self.clock, self.info)
@@ -222,18 +225,14 @@ class App:
                 self.start("outbox", self.outbox.run)
                 ob = self.outbox
 
-                async def watch():
+                def state():
                     # Gateway link problems (refused certificate, timeouts, HTTP
                     # errors) and the outbox alarm become the "taf16" fault.
-                    while True:
-                        if ob.alarm:
-                            self.fault("taf16", ob.alarm)
-                        elif ob.last_error and ob.pending():
-                            self.fault("taf16", "gateway: %s (%d pending)" % (ob.last_error, ob.pending()))
-                        else:
-                            self.fault("taf16")
-                        await asyncio.sleep_ms(500)
-                self.start("gateway watch", watch)
+                    if ob.alarm:
+                        return ob.alarm
+                    if ob.last_error and ob.pending():
+                        return "gateway: %s (%d pending)" % (ob.last_error, ob.pending())
+                self.watch("gateway watch", "taf16", state, 500)
         else:
             self.fault("taf16", "not configured: set cls_id and han.url")
         tx = self.transactions
@@ -320,20 +319,16 @@ class App:
             self.metering.listeners.append(c.update_meter)
         self.start("control", c.run)
 
-        async def watch():
+        def state():
             # Element and relay faults (plausibility, contact feedback) become
             # the "element" fault that status and MQTT show.
-            while True:
-                f = c.plausibility.faults
-                if f:
-                    name = sorted(f)[0]
-                    self.fault("element", "%s: %s" % (name, f[name].get("detail")))
-                elif c.feedback_fault:
-                    self.fault("element", "feedback: " + c.feedback_fault)
-                else:
-                    self.fault("element")
-                await asyncio.sleep_ms(500)
-        self.start("element watch", watch)
+            f = c.plausibility.faults
+            if f:
+                name = sorted(f)[0]
+                return "%s: %s" % (name, f[name].get("detail"))
+            if c.feedback_fault:
+                return "feedback: " + c.feedback_fault
+        self.watch("element watch", "element", state, 500)
 
     # -- MQTT ------------------------------------------------------------
     def start_mqtt(self):
