@@ -1,9 +1,9 @@
 # Board start-up; runs before main.py on the board, never on the unix port.
 # The relay goes to its power-up state (off) first, before anything that can
-# fail; then dicamm.startup drives the board's hold pins, decides on safe mode
+# fail; then dicamm.drivers.startup drives the board's hold pins, decides on safe mode
 # (button held, safemode file, three crashes in a row, filesystem) and starts
 # the watchdog unless in safe mode. main.py skips the application when
-# dicamm.startup.safe_mode is set.
+# dicamm.drivers.startup.safe_mode is set.
 import machine
 
 try:
@@ -20,7 +20,7 @@ except Exception as e:
     print("boot: relay:", repr(e))
 
 try:
-    from dicamm import startup
+    from dicamm.drivers import startup
 
     startup.boot(machine, BOARD, "")
 except Exception as e:

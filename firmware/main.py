@@ -17,7 +17,7 @@ def _unix_options(argv):
         if name in ("speed", "start_ms", "epoch_ms"):
             val = int(val)
         elif name == "slow":
-            from dicamm.simtime import parse_slow
+            from dicamm.proto.simtime import parse_slow
             val = parse_slow(val)
         opts[name] = val
         i += 2
@@ -37,15 +37,15 @@ def main():
         board = __import__(opts["board"]).BOARD
         sys.path.pop(0)
     else:
-        from dicamm import startup
+        from dicamm.drivers import startup
         if startup.safe_mode:
             # boot.py decided: button held, three crashes in a row, or asked for.
             print("DICAMM safe mode (%s): application not started. REPL is free; "
-                  "from dicamm import startup; startup.leave_safe_mode() to start normally." % startup.safe_mode)
+                  "from dicamm.drivers import startup; startup.leave_safe_mode() to start normally." % startup.safe_mode)
             return
         from board import BOARD as board
         opts = {"board": board["name"], "root": "", "speed": 1, "start_ms": None, "epoch_ms": None}
-    from dicamm import app
+    from dicamm.services import app
     app.run(board, opts)
 
 

@@ -15,6 +15,10 @@ for p in (os.path.join(ROOT, "host_tests", "mp"), FIRMWARE, SHIMS, TOOLS, os.pat
     if p not in sys.path:
         sys.path.insert(0, p)
 
+import mp_host  # noqa: E402  (host_tests/shims: time.ticks_*, asyncio.sleep_ms on CPython)
+
+mp_host.install()
+
 
 def pytest_ignore_collect(collection_path, config):
     # Dual modules marked "# micropython-only" in their first lines need

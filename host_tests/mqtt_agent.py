@@ -14,9 +14,9 @@ import time  # noqa: E402
 
 import asyncio  # noqa: E402
 
-from dicamm.clock import Clock  # noqa: E402
+from dicamm.drivers.clock import Clock  # noqa: E402
 from dicamm.errors import CommandError  # noqa: E402
-from dicamm.mqtt_link import MqttLink  # noqa: E402
+from dicamm.services.mqtt_link import MqttLink  # noqa: E402
 
 WORK = sys.argv[1]
 
@@ -26,7 +26,7 @@ def path(name):
 
 
 class FileJournal:
-    # One record per line: "<seq> <payload>". Contract of dicamm.journal.Journal:
+    # One record per line: "<seq> <payload>". Contract of dicamm.drivers.journal.Journal:
     # records(from_seq) iterates (seq, payload); first_seq, next_seq.
     def __init__(self, p):
         self.p = p

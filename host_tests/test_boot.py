@@ -1,4 +1,4 @@
-# boot.py and dicamm.startup: boot.py runs on the MicroPython unix port with
+# boot.py and dicamm.drivers.startup: boot.py runs on the MicroPython unix port with
 # the fake machine (host_tests/fakes) in a scratch directory that stands for
 # the board's filesystem; the helpers are also tested directly under CPython.
 import json
@@ -20,7 +20,7 @@ sys.path.insert(0, %r)
 sys.path.insert(0, %r)
 exec(open(%r).read())
 import json, machine
-from dicamm import startup
+from dicamm.drivers import startup
 print(json.dumps({"log": machine.LOG, "safe": startup.safe_mode, "crashes": startup.crashes,
                   "wdt": startup.wdt is not None}))
 """
@@ -101,7 +101,7 @@ def test_no_board_file(tmp_path):
 
 def test_boot_compiles_with_mpy_cross(tmp_path):
     from conftest import MPY_CROSS
-    for f in (BOOT, os.path.join(FIRMWARE, "dicamm", "startup.py")):
+    for f in (BOOT, os.path.join(FIRMWARE, "dicamm", "drivers", "startup.py")):
         r = subprocess.run([MPY_CROSS, "-march=xtensawin", "-o", str(tmp_path / "x.mpy"), f],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
@@ -117,7 +117,7 @@ class _M:
     (3, 0, 1), (3, 2, 3), (1, 2, 0), (2, 2, 0), (4, 1, 0), (5, 2, 2), (0, 1, 1),
 ])
 def test_next_count(cause, before, after):
-    from dicamm import startup
+    from dicamm.drivers import startup
     assert startup.next_count(cause, before, _M) == after
 
 
@@ -126,12 +126,12 @@ def test_next_count(cause, before, after):
     (True, False, 0, "pin"), (False, True, 0, "requested"), (True, True, 5, "pin"),
 ])
 def test_decide(held, flag, count, reason):
-    from dicamm import startup
+    from dicamm.drivers import startup
     assert startup.decide(held, flag, count) == reason
 
 
 def test_counter_file(tmp_path):
-    from dicamm import startup
+    from dicamm.drivers import startup
     root = str(tmp_path)
     assert startup.read_count(root) == 0
     assert startup.increment(root) == 1 and startup.increment(root) == 2
@@ -146,7 +146,7 @@ def test_counter_file(tmp_path):
 
 
 def test_safe_flag_and_crash_reset(tmp_path, monkeypatch):
-    from dicamm import startup
+    from dicamm.drivers import startup
     monkeypatch.syspath_prepend(FAKES)
     sys.modules.pop("machine", None)
     root = str(tmp_path)

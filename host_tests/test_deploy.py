@@ -24,8 +24,14 @@ DEVICE_BOARDS = ["esp32_devkitc", "esp32s3_devkitc", "olimex_esp32_poe_iso", "li
 ARCH_CODE = {"xtensawin": 10, "rv32imc": 11}
 
 
+def firmware_package_files():
+    # Every .py of the dicamm package and its subpackages, relative to firmware/.
+    return sorted(os.path.relpath(p, FIRMWARE).replace(os.sep, "/")
+                  for p in glob.glob(os.path.join(FIRMWARE, "dicamm", "**", "*.py"), recursive=True))
+
+
 def firmware_device_paths():
-    out = ["lib/dicamm/%s.mpy" % os.path.basename(p)[:-3] for p in glob.glob(os.path.join(FIRMWARE, "dicamm", "*.py"))]
+    out = ["lib/%s.mpy" % p[:-3] for p in firmware_package_files()]
     out += ["lib/%s.mpy" % os.path.basename(p)[:-3] for p in glob.glob(os.path.join(FIRMWARE, "*.py"))
             if os.path.basename(p) not in ("boot.py", "main.py")]
     return sorted(out)
@@ -89,7 +95,7 @@ def test_deploy_dry_run_lists_every_module(tmp_path, board):
 def test_deploy_dry_run_mip(tmp_path):
     files, runs = dry_run(tmp_path, "esp32_devkitc", "--mip", "--psram")
     devs = [d for _, d in files]
-    assert "lib/umqtt/simple.mpy" not in devs and "lib/dicamm/startup.mpy" in devs
+    assert "lib/umqtt/simple.mpy" not in devs and "lib/dicamm/drivers/startup.mpy" in devs
     assert ["mip", "install", "--target", "lib", "umqtt.simple"] in [c[3:] for c in runs]
 
 
@@ -122,7 +128,7 @@ def test_deploy_refuses_mpy_without_psram(tmp_path, board):
                         "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode != 0 and "no PSRAM" in r.stderr and "--frozen" in r.stderr and not r.stdout
     files, _ = dry_run(tmp_path / "s3", "esp32s3_devkitc")   # PSRAM module: .mpy without a flag
-    assert "lib/dicamm/app.mpy" in [d for _, d in files]
+    assert "lib/dicamm/services/app.mpy" in [d for _, d in files]
 
 
 def test_deploy_refuses_unix(tmp_path):
@@ -146,15 +152,19 @@ def test_deploy_scripts_on_a_board_filesystem(tmp_path):
     run(prepare)
     run(prepare)  # again: folders exist, no error
     assert (fs / "lib" / "dicamm").is_dir() and (fs / "lib" / "umqtt").is_dir()
-    (fs / "lib" / "dicamm" / "startup.mpy").write_text("x")
-    (fs / "lib" / "dicamm" / "startup.py").write_text("x")  # would shadow the .mpy
-    (fs / "lib" / "dicamm" / "gone.mpy").write_text("x")    # module no longer in the firmware
+    drivers = fs / "lib" / "dicamm" / "drivers"
+    assert drivers.is_dir()
+    (drivers / "startup.mpy").write_text("x")
+    (drivers / "startup.py").write_text("x")  # would shadow the .mpy
+    (drivers / "gone.mpy").write_text("x")    # module no longer in the firmware
+    (fs / "lib" / "dicamm" / "startup.mpy").write_text("x")  # the flat layout before the subpackages
     (fs / "board.py").write_text("x")
     (fs / "crash.count").write_text("3")
     (fs / "safemode").write_text("1")
     (fs / "config.default.json").write_text("{}")
     run(finish)
-    assert sorted(os.listdir(fs / "lib" / "dicamm")) == ["startup.mpy"]
+    assert sorted(os.listdir(drivers)) == ["startup.mpy"]
+    assert sorted(os.listdir(fs / "lib" / "dicamm")) == ["console", "drivers", "proto", "services"]
     assert sorted(os.listdir(fs)) == ["config.json", "lib"]
     # an existing config is kept
     (fs / "config.json").write_text('{"site": 1}')
@@ -179,11 +189,11 @@ def test_built_mpy_loads_on_unix_port(tmp_path):
     assert board["chip"] == "esp32"
     lib = tmp_path / "esp32_devkitc" / "lib"
     script = ("import sys\nsys.path.insert(0, %r)\nsys.path.insert(0, %r)\n"
-              "from dicamm import startup, errors\nimport board\nprint(startup.__file__, board.BOARD['name'])\n"
+              "from dicamm import errors\nfrom dicamm.drivers import startup\nimport board\nprint(startup.__file__, board.BOARD['name'])\n"
               % (str(lib), str(tmp_path / "esp32_devkitc")))
     r = subprocess.run([MICROPYTHON, "-c", script], capture_output=True, text=True, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == [str(lib / "dicamm" / "startup.mpy"), "esp32_devkitc"]
+    assert r.stdout.split() == [str(lib / "dicamm" / "drivers" / "startup.mpy"), "esp32_devkitc"]
 
 
 # -- flash ----------------------------------------------------------------------
@@ -276,6 +286,17 @@ def test_manifest_covers_firmware(manifest, port_include):
     top = sorted(os.path.basename(p) for p in glob.glob(os.path.join(FIRMWARE, "*.py"))
                  if os.path.basename(p) not in ("boot.py", "main.py"))
     assert modules == top, "%s: module() calls must match firmware/*.py" % manifest
+    # What the frozen build holds (package() takes base_path/dicamm/**/*.py, as
+    # MicroPython's manifestfile does), against the tree and the .mpy build.
+    frozen = []
+    for k, a, kw in calls:
+        if k == "package" and kw.get("base_path") == FIRMWARE:
+            frozen += sorted(os.path.relpath(p, FIRMWARE).replace(os.sep, "/") for p in glob.glob(
+                os.path.join(FIRMWARE, a[0], "**", "*.py"), recursive=True))
+    frozen += modules
+    assert sorted(frozen) == firmware_package_files() + top
+    assert sorted("lib/" + f[:-3] + ".mpy" for f in frozen) == firmware_device_paths()
+    assert sorted(dev + ".mpy" for _, dev in build_mpy.firmware_modules()) == firmware_device_paths()
 
 
 def test_package_json_current():

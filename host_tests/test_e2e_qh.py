@@ -387,7 +387,7 @@ def test_time_status_through_the_firmware(tmp_path):
 
 def test_local_day_helpers():
     # The unit functions behind `qh day` and `time set` (CPython).
-    from dicamm import localtime as L
+    from dicamm.proto import localtime as L
     assert [L.quarters_in_local_day(2026, 3, 29), L.quarters_in_local_day(2026, 10, 25),
             L.quarters_in_local_day(2026, 11, 3)] == [92, 100, 96]
     assert L.unix_from_civil(2026, 10, 25, 1, 0, 0) * 1000 == L.dst_range_ms(2026)[1]

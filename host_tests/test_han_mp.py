@@ -1,6 +1,6 @@
 # TAF16 over the HAN link, end to end on the MicroPython unix port: a test PKI
 # from tools/mkpki.sh, the gateway emulator tools/han_emu.py on 127.0.0.1, and
-# MicroPython scripts using dicamm.han_client and dicamm.outbox.
+# MicroPython scripts using dicamm.drivers.han_client and dicamm.services.outbox.
 import json
 import os
 import random
@@ -20,14 +20,15 @@ POST = r'''
 import sys
 sys.path.insert(0, %(fw)r)
 import asyncio, json
-from dicamm.han_client import HanClient
+from dicamm.drivers.han_client import HanClient
 from dicamm.errors import LinkError
-from dicamm.uuid4 import uuid4
+import os
+from dicamm.proto.uuid4 import from_bytes
 cfg = json.load(open(sys.argv[1]))
 async def main():
     try:
         c = HanClient.from_config(cfg)
-        ev = {"uuid": cfg.get("uuid") or uuid4(), "text": cfg.get("text", "switch on"),
+        ev = {"uuid": cfg.get("uuid") or from_bytes(os.urandom(16)), "text": cfg.get("text", "switch on"),
               "timestamp": 1700000000}
         rec = await c.post_event(ev)
         print(json.dumps({"ok": rec, "uuid": ev["uuid"]}))
@@ -42,9 +43,9 @@ OUTBOX = r'''
 import sys
 sys.path.insert(0, %(fw)r)
 import asyncio, json
-from dicamm.clock import Clock
-from dicamm.han_client import HanClient
-from dicamm.outbox import Outbox
+from dicamm.drivers.clock import Clock
+from dicamm.drivers.han_client import HanClient
+from dicamm.services.outbox import Outbox
 cfg = json.load(open(sys.argv[1]))
 N = cfg["n"]
 acks = []
@@ -315,9 +316,9 @@ OVERFLOW = r'''
 import sys
 sys.path.insert(0, %(fw)r)
 import asyncio, json, time
-from dicamm.clock import Clock
+from dicamm.drivers.clock import Clock
 from dicamm.errors import LinkError
-from dicamm.outbox import Outbox
+from dicamm.services.outbox import Outbox
 cfg = json.load(open(sys.argv[1]))
 up = [False]
 async def poster(ev):

@@ -12,7 +12,7 @@ import pytest
 import serial
 
 from conftest import ROOT
-from dicamm import profiles
+from dicamm.proto import profiles
 
 pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
 

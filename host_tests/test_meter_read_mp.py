@@ -20,10 +20,10 @@ SCRIPT = """
 import sys
 sys.path.insert(0, %(fw)r)
 import asyncio, json
-from dicamm import profiles
-from dicamm.posix_serial import PosixSerial
-from dicamm.modbus import ModbusMaster
-from dicamm.meter import Meter
+from dicamm.proto import profiles
+from dicamm.drivers.posix_serial import PosixSerial
+from dicamm.drivers.modbus import ModbusMaster
+from dicamm.drivers.meter import Meter
 
 async def main():
     out = []

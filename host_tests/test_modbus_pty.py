@@ -65,15 +65,17 @@ SCRIPT = [
 MASTER_SCRIPT = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
-if len(sys.argv) > 3:
+if len(sys.argv) > 3:  # CPython: host_tests/shims (micropython.const, time.ticks_*, asyncio.sleep_ms)
     sys.path.insert(0, sys.argv[3])
+    import mp_host
+    mp_host.install()
 import json, time
 try:
     import asyncio
 except ImportError:
     import uasyncio as asyncio
-from dicamm.posix_serial import PosixSerial
-from dicamm.modbus import ModbusMaster
+from dicamm.drivers.posix_serial import PosixSerial
+from dicamm.drivers.modbus import ModbusMaster
 from dicamm.errors import ModbusError, ModbusException, ModbusFrameError, ModbusTimeout
 
 def now_ms():
@@ -225,7 +227,7 @@ sys.path.insert(0, sys.argv[2])
 if len(sys.argv) > 3:
     sys.path.insert(0, sys.argv[3])
 import time
-from dicamm.posix_serial import PosixSerial
+from dicamm.drivers.posix_serial import PosixSerial
 
 def now_ms():
     return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.monotonic() * 1000)

@@ -23,7 +23,7 @@ _SEG_BYTES = 1000
 WRITER = r"""
 import sys
 sys.path.insert(0, %(fw)r)
-from dicamm.journal import Journal
+from dicamm.drivers.journal import Journal
 j = Journal(%(dir)r, "pc", %(mb)d, %(sb)d)
 print("start %%d" %% j.next_seq)
 while True:
@@ -35,7 +35,7 @@ while True:
 CHECKER = r"""
 import sys, json
 sys.path.insert(0, %(fw)r)
-from dicamm.journal import Journal
+from dicamm.drivers.journal import Journal
 j = Journal(%(dir)r, "pc", %(mb)d, %(sb)d)
 seqs = []
 bad = []

@@ -18,7 +18,7 @@ from conftest import FIRMWARE, MICROPYTHON, ROOT, TOOLS
 
 pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
 from simclock import SimClock
-from dicamm import sntp_packet as P
+from dicamm.proto import sntp_packet as P
 
 EMU = os.path.join(TOOLS, "sntp_emu.py")
 SPEED = 10
@@ -159,8 +159,8 @@ QUERY = r'''
 import sys
 sys.path.insert(0, %(fw)r)
 import asyncio, json
-from dicamm.clock import Clock
-from dicamm.sntp import SntpClient
+from dicamm.drivers.clock import Clock
+from dicamm.drivers.sntp import SntpClient
 from dicamm.errors import LinkError
 a = json.loads(%(arg)r)
 async def main():
@@ -201,8 +201,8 @@ KEEPER = r'''
 import sys
 sys.path.insert(0, %(fw)r)
 import asyncio, json, time
-from dicamm.clock import Clock
-from dicamm.timekeeper import TimeKeeper
+from dicamm.drivers.clock import Clock
+from dicamm.services.timekeeper import TimeKeeper
 a = json.loads(%(arg)r)
 clock = Clock(a["speed"], a["start_ms"] + a["rtc_error_ms"], a["epoch_ms"])
 def truth():

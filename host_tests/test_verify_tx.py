@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from conftest import ROOT
-from dicamm import txrecord
-from dicamm.journal import Journal
+from dicamm.drivers import txstore
+from dicamm.proto import txrecord
+from dicamm.drivers.journal import Journal
 
 TOOL = os.path.join(ROOT, "tools", "verify_tx.py")
 KEY = bytes(range(32))
@@ -17,7 +18,7 @@ KEY = bytes(range(32))
 
 def chain(n=6):
     j = _Mem()
-    t = txrecord.Transactions(j, KEY, "CLS1", "SN-42", "EM-1")
+    t = txstore.Transactions(j, KEY, "CLS1", "SN-42", "EM-1")
     wh = 10000
     for i in range(n):
         t.begin(wh, 1700000000000 + i * 3600000, "S", "b%d" % i)

@@ -332,7 +332,7 @@ def modbus_figures(day):
     """Per profile: the firmware's plan for the standard value set and for the energy
     pair of the load profile, the least the register layout allows, and for the
     profile under test the same measured on the wire (emulator log, bus counters)."""
-    from dicamm import profiles
+    from dicamm.proto import profiles
 
     def cost(blocks):
         # request 8 bytes (addr, fn, start, count, crc); answer 5 + 2 per register

@@ -36,6 +36,6 @@ cp "$OUT/build-$VARIANT/micropython" "$OUT/micropython"
 if [ "${FREEZE:-1}" = 0 ]; then
     "$OUT/micropython" -c "import asyncio, sys; print('plain unix build:', sys.version)"
 else
-    "$OUT/micropython" -c "import dicamm.app, sys; print('frozen unix build:', sys.version)"
+    "$OUT/micropython" -c "import dicamm.services.app, sys; print('frozen unix build:', sys.version)"
 fi
 echo "$OUT/micropython"

@@ -6,7 +6,7 @@
 Layout of build/<board>/, which is also the layout on the board's filesystem:
     boot.py, main.py           stay source (MicroPython runs them by name)
     board.mpy                  boards/<NAME>.py, imported by main.py as `board`
-    lib/dicamm/*.mpy           firmware/dicamm/*.py
+    lib/dicamm/**/*.mpy        firmware/dicamm/**/*.py (the package and its subpackages)
     lib/<mod>.mpy              other firmware/*.py
     lib/umqtt/simple.mpy       micropython-lib dependencies from build/lib
 Architecture: xtensawin for esp32 and esp32s3, rv32imc for esp32c3, none
@@ -61,9 +61,12 @@ def firmware_modules():
         if name.endswith(".py") and name not in SOURCE_ONLY:
             out.append((os.path.join(FIRMWARE, name), "lib/" + name[:-3]))
     pkg = os.path.join(FIRMWARE, "dicamm")
-    for name in sorted(os.listdir(pkg)):
-        if name.endswith(".py"):
-            out.append((os.path.join(pkg, name), "lib/dicamm/" + name[:-3]))
+    for dirpath, dirnames, filenames in os.walk(pkg):  # the package and its subpackages
+        dirnames[:] = sorted(d for d in dirnames if os.path.isfile(os.path.join(dirpath, d, "__init__.py")))
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                rel = os.path.relpath(os.path.join(dirpath, name), FIRMWARE).replace(os.sep, "/")
+                out.append((os.path.join(dirpath, name), "lib/" + rel[:-3]))
     return out
 
 

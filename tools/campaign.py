@@ -71,8 +71,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import bench  # noqa: E402  (puts firmware/ and the shims on the path)
-from dicamm.loadprofile import TOLERANCE_MS  # noqa: E402
-from dicamm.plausibility import NO_POWER_RISE, POWER_STAYS  # noqa: E402
+from dicamm.services.loadprofile import TOLERANCE_MS  # noqa: E402
+from dicamm.proto.plausibility import NO_POWER_RISE, POWER_STAYS  # noqa: E402
 from rig import day_start_ms, read_jsonl  # noqa: E402
 
 H_MS = 3_600_000

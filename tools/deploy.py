@@ -40,7 +40,7 @@ import build_mpy  # noqa: E402
 MIP_DEPS = ("umqtt.simple",)
 STARTER = "config.default.json"
 
-# Step 1: what the board runs to enter safe mode (see dicamm/startup.py).
+# Step 1: what the board runs to enter safe mode (see dicamm/drivers/startup.py).
 _ENTER_SAFE = 'open("safemode","w").write("1");import machine;machine.reset()'
 # Steps 2 and 5 run as small scripts written next to the build (never copied).
 _PREPARE = """# deploy step 2 (generated): folders on the board
@@ -197,7 +197,7 @@ def main(argv=None):
         r = subprocess.run(c, cwd=ROOT)
         if r.returncode != 0:
             print("deploy: failed (exit %d); the board stays in safe mode. Re-run deploy, or at the "
-                  "console: import dicamm.startup as s; s.leave_safe_mode()" % r.returncode, file=sys.stderr)
+                  "console: import dicamm.drivers.startup as s; s.leave_safe_mode()" % r.returncode, file=sys.stderr)
             return r.returncode
     print("deploy: %d files on %s; the board restarts the application (make console PORT=%s)"
           % (len(files), args.port, args.port))

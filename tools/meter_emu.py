@@ -2,7 +2,7 @@
 """Modbus RTU meter emulator for the bench (pymodbus is the meter).
 
 Serves one or more meters on a pty pair it creates and prints {"pty": PATH} as
-the first line on stdout. Register maps come from firmware/dicamm/profiles.py,
+the first line on stdout. Register maps come from firmware/dicamm/proto/profiles.py,
 so the emulator and the firmware share one source of truth. pymodbus holds the
 registers (SimDevice/SimData datastore) and decodes/encodes every PDU and RTU
 frame; this file adds the line: baud/parity check, wire timing and faults.
@@ -38,7 +38,7 @@ for _p in (HERE, os.path.join(ROOT, "host_tests", "shims"), os.path.join(ROOT, "
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from dicamm import profiles  # noqa: E402
+from dicamm.proto import profiles  # noqa: E402
 from emu_load import Integrator, parse_load  # noqa: E402
 from simclock import SimClock  # noqa: E402
 

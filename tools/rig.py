@@ -86,7 +86,7 @@ class Rig:
         os.makedirs(self.root, exist_ok=True)
         now = time.time_ns() // 1_000_000
         # slow: (speed, lead ms, tail ms) of slow motion around each quarter-hour boundary
-        # (dicamm.simtime), for tests that need every boundary read within its 9 s at any load
+        # (dicamm.proto.simtime), for tests that need every boundary read within its 9 s at any load
         self.clock = SimClock(speed, start_ms if start_ms is not None else now, now + lead_ms, slow)
         self.meters = list(meters)
         self.load = load

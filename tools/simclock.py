@@ -1,8 +1,8 @@
-"""Host side of the bench's simulated clock (see firmware/dicamm/clock.py).
+"""Host side of the bench's simulated clock (see firmware/dicamm/drivers/clock.py).
 
 device_ms = start_ms + (real_ms - epoch_ms) * speed, optionally in slow motion
 around each quarter-hour boundary (--slow SLOW[:LEAD_MS:TAIL_MS]): the formula is
-the firmware's own (firmware/dicamm/simtime.py), so emulators and firmware agree
+the firmware's own (firmware/dicamm/proto/simtime.py), so emulators and firmware agree
 on the time.
 """
 import argparse
@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware"))
-from dicamm.simtime import SimTime, parse_slow  # noqa: E402
+from dicamm.proto.simtime import SimTime, parse_slow  # noqa: E402
 
 
 def _real_ms():

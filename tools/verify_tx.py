@@ -22,7 +22,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "firmware"))
 sys.path.insert(0, os.path.join(HERE, "..", "host_tests", "shims"))
-from dicamm import txrecord  # noqa: E402  (the same canonical form as the device)
+from dicamm.proto import txrecord  # noqa: E402  (the same canonical form as the device)
 
 _MAGIC = 0xD5
 

@@ -49,3 +49,8 @@ class ConfigError(DicammError):
 class CommandError(DicammError):
     # A command from the CLI or MQTT that is malformed or not allowed.
     pass
+
+
+class UsageError(DicammError):
+    # A console line that does not parse or a command used the wrong way.
+    pass

@@ -7,7 +7,7 @@ import time
 
 import asyncio
 
-from dicamm.app import App
+from dicamm.services.app import App
 
 _ROOT = "/tmp/dicamm_tapp_%d" % (time.ticks_ms() % 1000000)
 

@@ -1,6 +1,6 @@
 # Arbitration and relay protection: who rules, what is deferred and why.
 # Dual test (MicroPython and CPython). Times in the tables are seconds.
-from dicamm.arbiter import SOURCES, Arbiter
+from dicamm.proto.arbiter import SOURCES, Arbiter
 
 H = 3600
 

@@ -2,7 +2,7 @@
 # a lead of real time before the pending quarter-hour boundary until it is
 # recorded, and ends at the latest hold_ms of device time after it. Dual test
 # (MicroPython and CPython); the waiting itself is in test_boundary_gate_wait.
-from dicamm.boundary_gate import BoundaryGate, closed_for
+from dicamm.services.boundary_gate import BoundaryGate, closed_for
 
 QH = 900000
 HOLD = 11000  # the load profile's: 9 s tolerance + 2 s largest time guard
@@ -10,7 +10,7 @@ B = 1750000500000 // QH * QH  # a boundary, Unix ms
 
 
 class Clock:
-    # real_ms_for as in dicamm.clock.Clock for a bench clock of this speed
+    # real_ms_for as in dicamm.drivers.clock.Clock for a bench clock of this speed
     def __init__(self, speed):
         self.speed = speed
 

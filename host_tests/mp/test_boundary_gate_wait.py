@@ -8,8 +8,8 @@ import time
 
 import asyncio
 
-from dicamm.boundary_gate import BoundaryGate
-from dicamm.outbox import Outbox
+from dicamm.services.boundary_gate import BoundaryGate
+from dicamm.services.outbox import Outbox
 
 QH = 900000
 B = 1750000500000 // QH * QH

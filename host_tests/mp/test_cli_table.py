@@ -1,10 +1,10 @@
-# micropython-only: the console's static command table (dicamm/cli.py _TABLE)
+# micropython-only: the console's static command table (dicamm/console/table.py TABLE)
 # matches the command groups it loads on demand, and the lazily loaded groups
 # and meter profiles leave the heap again after use.
 import gc
 import sys
 
-from dicamm import cli
+from dicamm.console import cli, table
 
 GROUPS = ("cli_core", "cli_control", "cli_taf16", "cli_service", "cli_mqtt", "cli_mem")
 
@@ -19,30 +19,30 @@ class _Out:
 
 def _rows():
     rows = []
-    for line in cli._TABLE.split("\n")[1:]:
+    for line in table.TABLE.split("\n")[1:]:
         name, g, text = line.split("\t")
-        rows.append((name, cli._GROUPS[int(g)], text))
+        rows.append((name, table.GROUPS[int(g)], text))
     return rows
 
 
 def test_table_matches_every_group():
-    assert cli._GROUPS == GROUPS
+    assert table.GROUPS == GROUPS
     want = []
     for g in GROUPS:
-        mod = __import__("dicamm." + g, None, None, ("COMMANDS",))
+        mod = __import__("dicamm.console." + g, None, None, ("COMMANDS",))
         for name in sorted(mod.COMMANDS):
             want.append((name, g, mod.COMMANDS[name][1].split("\n")[0]))
     assert _rows() == want, (_rows(), want)
     for g in GROUPS:
-        sys.modules.pop("dicamm." + g, None)
+        sys.modules.pop("dicamm.console." + g, None)
 
 
 def test_lookup_loads_group_and_aliases_resolve():
     con = cli.Console(None, out=_Out())
-    sys.modules.pop("dicamm.cli_taf16", None)
+    sys.modules.pop("dicamm.console.cli_taf16", None)
     name, cmd = con.lookup("ev")
     assert name == "event" and cmd is not None and callable(cmd[0])
-    assert "dicamm.cli_taf16" in sys.modules
+    assert "dicamm.console.cli_taf16" in sys.modules
     name, cmd = con.lookup("n")
     assert name == "net" and cmd is not None
     assert con.lookup("nosuchcommand") == ("nosuchcommand", None)
@@ -54,12 +54,12 @@ def test_lookup_loads_group_and_aliases_resolve():
 def test_big_groups_dropped_after_use():
     con = cli.Console(None, out=_Out())
     con.lookup("selftest")
-    assert "dicamm.cli_service" in sys.modules
+    assert "dicamm.console.cli_service" in sys.modules
     gc.collect()
     con.drop_big()
-    assert "dicamm.cli_service" not in sys.modules
-    import dicamm
-    assert not hasattr(dicamm, "cli_service")
+    assert "dicamm.console.cli_service" not in sys.modules
+    import dicamm.console
+    assert not hasattr(dicamm.console, "cli_service")
 
 
 def test_write_json_pieces_equal_dumps():
@@ -76,9 +76,9 @@ def test_write_json_pieces_equal_dumps():
 
 
 def test_profile_table_not_kept():
-    from dicamm import profiles
+    from dicamm.proto import profiles
     p = profiles.get("sdm630")
     assert p["name"] == "sdm630"
-    assert "dicamm.profile_table" not in sys.modules
-    assert "sdm120" in profiles.names() and "dicamm.profile_table" not in sys.modules
+    assert "dicamm.proto.profile_table" not in sys.modules
+    assert "sdm120" in profiles.names() and "dicamm.proto.profile_table" not in sys.modules
     assert profiles.get("SDM120")["baud"] == 2400

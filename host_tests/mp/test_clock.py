@@ -2,7 +2,7 @@
 # micropython-only (uses time.ticks_*)
 import time
 
-from dicamm.clock import Clock
+from dicamm.drivers.clock import Clock
 
 
 def test_scaled_clock_runs_fast():

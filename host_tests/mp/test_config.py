@@ -3,8 +3,8 @@
 import json
 import os
 
-from dicamm import config, fsutil
-from dicamm.config import Config, SCHEMA
+from dicamm.drivers import config, fsutil
+from dicamm.drivers.config import Config, SCHEMA
 from dicamm.errors import ConfigError
 
 

@@ -6,10 +6,10 @@ import time
 
 import asyncio
 
-from dicamm.clock import Clock
-from dicamm.control import Controller
+from dicamm.drivers.clock import Clock
+from dicamm.services.control import Controller
 from dicamm.errors import CommandError, ModbusTimeout
-from dicamm.relay import FileRelay, RelayOutput, SetpointOutput
+from dicamm.drivers.relay import FileRelay, RelayOutput, SetpointOutput
 
 T0 = 1750000000000  # legal time at start, Unix ms
 

@@ -1,6 +1,6 @@
 # CRC-16/MODBUS against the catalogue check value, a bitwise reference and
 # golden frames (the CRC goes low byte first on the wire).
-from dicamm import crc16
+from dicamm.proto import crc16
 
 GOLDEN = [
     # (frame without CRC, CRC as sent: low byte, high byte)

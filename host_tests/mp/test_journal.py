@@ -2,9 +2,9 @@
 # reading across segments, flash-write accounting. Runs on MicroPython and CPython.
 import os
 
-from dicamm import fsutil
+from dicamm.drivers import fsutil
 from dicamm.errors import StorageError
-from dicamm.journal import Journal, StorageStats
+from dicamm.drivers.journal import Journal, StorageStats
 
 _BASE = "/tmp/dicamm_tj_"
 

@@ -1,6 +1,6 @@
 # Local time (CET/CEST), calendar math and quarter hours.
 # Dual test: runs on MicroPython and CPython.
-from dicamm import localtime as L
+from dicamm.proto import localtime as L
 
 H = 3600000
 D = 86400000

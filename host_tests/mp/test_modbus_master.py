@@ -4,8 +4,8 @@ import asyncio
 import time
 
 from dicamm.errors import ModbusError, ModbusException, ModbusFrameError, ModbusTimeout
-from dicamm.modbus import ModbusMaster
-from dicamm.uart_rs485 import Rs485Uart
+from dicamm.drivers.modbus import ModbusMaster
+from dicamm.drivers.uart_rs485 import Rs485Uart
 
 H = bytes.fromhex
 REQ_POWER = H("0104003400023005")

@@ -1,7 +1,7 @@
 # MQTT command parsing and ack payloads: tables of good and bad commands.
 import json
 
-from dicamm import mqtt_cmd
+from dicamm.proto import mqtt_cmd
 
 T0 = 1750000000  # Unix seconds (schedule windows are in s)
 W1 = '{"id":"w1","start":%d,"end":%d,"power_w":3000}' % (T0, T0 + 3600)
@@ -97,7 +97,7 @@ def test_every_command_has_a_good_case():
 
 
 def test_whitelist_is_the_commands_whitelist():
-    from dicamm.commands import CONFIG_WHITELIST
+    from dicamm.services.commands import CONFIG_WHITELIST
     assert sorted(mqtt_cmd.CONFIG_KEYS) == sorted(CONFIG_WHITELIST)
     for key in mqtt_cmd.CONFIG_KEYS:
         assert "host" not in key and "password" not in key and "user" not in key

@@ -1,6 +1,6 @@
 # Plausibility of the metered power against the relay state: broken element,
 # welded relay, normal operation. Dual test (MicroPython and CPython).
-from dicamm.plausibility import NO_POWER_RISE, POWER_STAYS, Plausibility
+from dicamm.proto.plausibility import NO_POWER_RISE, POWER_STAYS, Plausibility
 
 
 def make():

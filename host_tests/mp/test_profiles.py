@@ -1,6 +1,6 @@
 # Meter profiles: golden register words -> exact values, read plans, user JSON
 # profiles. Dual test: runs on MicroPython and CPython.
-from dicamm import profiles
+from dicamm.proto import profiles
 from dicamm.errors import ConfigError
 
 

@@ -1,8 +1,8 @@
 # RTU framing: golden request frames, and a table of response byte streams
 # (good, garbage before/inside/after, split, bad CRC, wrong unit/function/
 # count, truncated, exceptions) fed to the hunting ResponseParser.
-from dicamm import rtu
-from dicamm.crc16 import crc16
+from dicamm.proto import rtu
+from dicamm.proto.crc16 import crc16
 from dicamm.errors import ModbusException
 
 H = bytes.fromhex

@@ -3,7 +3,7 @@
 import json
 
 from dicamm.errors import CommandError, StorageError
-from dicamm.schedule import MAX_WINDOWS, Schedule, validate
+from dicamm.proto.schedule import MAX_WINDOWS, Schedule, validate
 
 T0 = 1750000000  # Unix s
 

@@ -1,6 +1,6 @@
-# The bench's simulated clock (dicamm.simtime): linear, and in slow motion around
+# The bench's simulated clock (dicamm.proto.simtime): linear, and in slow motion around
 # every quarter-hour boundary; the same integer formula in firmware and emulators.
-from dicamm.simtime import SimTime, parse_slow
+from dicamm.proto.simtime import SimTime, parse_slow
 
 QH = 900000
 T0 = 1795910400000 - 60000   # one minute before a boundary (2026-11-28T00:00Z)

@@ -1,6 +1,6 @@
 # SNTP packets: golden request/reply bytes, rejects, offset/delay math, eras.
 # Dual test: runs on MicroPython and CPython.
-from dicamm import sntp_packet as P
+from dicamm.proto import sntp_packet as P
 from dicamm.errors import LinkError
 
 T1 = 1767225600123  # 2026-01-01T00:00:00.123Z

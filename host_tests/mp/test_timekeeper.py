@@ -4,8 +4,8 @@
 import asyncio
 
 from dicamm.errors import LinkError
-from dicamm.sntp_packet import SntpReject
-from dicamm.timekeeper import TimeKeeper, parse_hostport
+from dicamm.proto.sntp_packet import SntpReject
+from dicamm.services.timekeeper import TimeKeeper, parse_hostport
 
 TRUE0 = 1767225600000  # true UTC at tick 0
 S = 1000
@@ -325,7 +325,7 @@ def test_parse_hostport_table():
 
 
 class StrictConfig:
-    # Like dicamm.config.Config: unknown keys raise ConfigError.
+    # Like dicamm.drivers.config.Config: unknown keys raise ConfigError.
     def __init__(self, values):
         self.values = values
 

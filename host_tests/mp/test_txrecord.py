@@ -3,13 +3,14 @@
 import json
 import os
 
-from dicamm import txrecord
+from dicamm.drivers import txstore
+from dicamm.proto import txrecord
 
 KEY = b"k" * 32
 
 
 class MemJournal:
-    # Minimal stand-in for dicamm.journal.Journal (append / records / last).
+    # Minimal stand-in for dicamm.drivers.journal.Journal (append / records / last).
     def __init__(self):
         self.items = []
 
@@ -97,7 +98,7 @@ def test_verify_finds_tampering():
 
 def test_transactions_begin_end_and_pagination():
     j = MemJournal()
-    t = txrecord.Transactions(j, KEY, "CLS1", "SN1", "M1")
+    t = txstore.Transactions(j, KEY, "CLS1", "SN1", "M1")
     assert t.end(5, 5, "S") is None  # nothing open
     t.begin(1000, 1700000000000, "S", "u1")
     r1 = t.end(1500, 1700000600000, "I", "u2")
@@ -109,7 +110,7 @@ def test_transactions_begin_end_and_pagination():
     assert r1["end"]["time_status"] == "I" and r2["end"]["reason"] == "ER"
     assert r2["prev"] == txrecord.record_hash(r1)
     # a new Transactions on the same journal continues the chain
-    t2 = txrecord.Transactions(j, KEY, "CLS1", "SN1", "M1")
+    t2 = txstore.Transactions(j, KEY, "CLS1", "SN1", "M1")
     t2.begin(1600, 1700000900000, "S")
     r3 = t2.end(1700, 1700001000000, "S")
     assert r3["pg"] == 3 and r3["prev"] == txrecord.record_hash(r2)
@@ -130,18 +131,18 @@ def test_power_cut_closes_with_ep():
     except OSError:
         pass
     j = MemJournal()
-    t = txrecord.Transactions(j, KEY, "CLS1", open_path=path, note_every_ms=60000)
+    t = txstore.Transactions(j, KEY, "CLS1", open_path=path, note_every_ms=60000)
     t.begin(2000, 1700000000000, "S", "ub")
     t.note(2050, 1700000030000, "S")  # not written yet (under 60 s)
     t.note(2100, 1700000070000, "S")  # written
     t.note(2110, 1700000080000, "S")  # only in RAM: lost at the cut
     # power cut: a new instance reads the open transaction back
-    t2 = txrecord.Transactions(j, KEY, "CLS1", open_path=path)
+    t2 = txstore.Transactions(j, KEY, "CLS1", open_path=path)
     assert t2.open is not None
     r = t2.recover()
     assert r["end"]["reason"] == "EP" and r["end"]["reading_wh"] == 2100
     assert r["energy_wh"] == 100 and r["begin"]["uuid"] == "ub"
-    t3 = txrecord.Transactions(j, KEY, "CLS1", open_path=path)
+    t3 = txstore.Transactions(j, KEY, "CLS1", open_path=path)
     assert t3.open is None and t3.recover() is None
 
 
@@ -151,7 +152,7 @@ def test_key_created_once():
         os.remove(path)
     except OSError:
         pass
-    k1 = txrecord.load_or_create_key(path)
-    k2 = txrecord.load_or_create_key(path)
+    k1 = txstore.load_or_create_key(path)
+    k2 = txstore.load_or_create_key(path)
     assert k1 == k2 and len(k1) == 32
     os.remove(path)

@@ -1,0 +1,155 @@
+# Console commands for switching: relay, schedule, setpoint, dso. Changes go
+# through commands.Commands, the same door the MQTT link uses.
+import json
+
+from dicamm.errors import UsageError
+
+
+def _changes_relay(args):
+    return bool(args.pos) and args.pos[0] in ("on", "off", "auto", "test")
+
+
+def _ctl(con):
+    c = con.app.controller
+    if c is None:
+        raise UsageError("no relay on this device")
+    return c
+
+
+def _relay_status(c):
+    # The controller's view plus what the output itself did: its switching
+    # history (device wall ms, on) where the output keeps one (FileRelay).
+    st = c.status()
+    out = c.output
+    h = getattr(out, "history", None)
+    if h is not None:
+        st["history"] = [[t, 1 if on else 0] for t, on in h]
+    st["output_on"] = bool(out.on)
+    st["min_on_s"] = c.settings["min_on_s"]
+    st["min_off_s"] = c.settings["min_off_s"]
+    st["max_cycles_per_h"] = c.settings["max_cycles_per_h"]
+    return st
+
+
+def _show_relay(con, args, st):
+    from dicamm.proto.arbiter import SOURCES
+
+    def human(st):
+        con.write("relay %s, ruled by %s%s" % (st.get("state"), st.get("source"),
+                                                "  (deferred: %s)" % st["deferred"] if st.get("deferred") else ""))
+        srcs = st.get("sources") or {}
+        for name in SOURCES:
+            s = srcs.get(name)
+            if s is None:
+                continue
+            exp = s.get("expires_in_s")
+            con.write("  %-9s %-12s%s%s" % (name, s.get("request") or "-",
+                                           " (%d s left)" % exp if exp is not None else "",
+                                           "  - " + s["why_not"] if s.get("why_not") else "  <- rules"))
+        con.write("  cycles in the last hour: %s of %s; min on %s s, min off %s s" % (
+            st.get("cycles_last_h"), st.get("max_cycles_per_h"), st.get("min_on_s"), st.get("min_off_s")))
+        if st.get("faults"):
+            con.write("  FAULTS: %s" % json.dumps(st["faults"]))
+        if st.get("last_error"):
+            con.write("  last error: %s" % st["last_error"])
+    con.emit(args, st, human)
+
+
+async def cmd_relay(con, args):
+    c = _ctl(con)
+    sub = args.pos[0] if args.pos else None
+    if sub is None:
+        _show_relay(con, args, _relay_status(c))
+    elif sub in ("on", "off", "auto"):
+        minutes = None
+        if len(args.pos) > 1:
+            try:
+                minutes = int(args.pos[1])
+            except ValueError:
+                raise UsageError("minutes must be a number")
+        st = con.app.commands.execute("relay", {"mode": sub, "minutes": minutes} if minutes else {"mode": sub})
+        if st.get("deferred"):
+            how = "deferred: %s" % st["deferred"]
+        elif sub == "auto":
+            how = "ruled by %s" % st.get("source")
+        elif st.get("source") not in ("installer", "default"):
+            how = "outranked by %s" % st.get("source")
+        elif st.get("wanted") != st.get("state"):
+            how = "switching %s" % st.get("wanted")
+        else:
+            how = "no change needed"
+        con.write("relay %s requested by the installer%s; relay %s now (%s)" % (
+            sub, " for %d min" % minutes if minutes else "", st.get("state"), how))
+    elif sub == "test":
+        from dicamm.console import relaytest
+        await relaytest.run(con, args)
+    else:
+        raise UsageError("usage: relay [on|off|auto [MINUTES]] | relay test | relay --json")
+
+
+def cmd_schedule(con, args):
+    c = _ctl(con)
+    sub = args.pos[0] if args.pos else None
+    if sub is None:
+        info = c.schedule_status()
+        con.emit(args, info, lambda d: con.write(json.dumps(d)))
+    elif sub == "set":
+        if len(args.pos) < 2:
+            raise UsageError("usage: schedule set '[{\"id\":..,\"start\":..,\"end\":..,\"on\":true}]'")
+        try:
+            windows = json.loads(" ".join(args.pos[1:]))
+        except ValueError:
+            raise UsageError("schedule must be a JSON list of windows")
+        r = con.app.commands.execute("schedule", {"windows": windows})
+        con.write("schedule replaced: %d window(s)" % r["windows"])
+    elif sub == "clear":
+        con.app.commands.execute("schedule", {"windows": []})
+        con.write("schedule cleared")
+    else:
+        raise UsageError("usage: schedule [--json] | schedule set JSON | schedule clear")
+
+
+def cmd_dso(con, args):
+    if not args.pos:
+        raise UsageError("usage: dso LIMIT_W [TTL_S] | dso off")
+    if args.pos[0] == "off":
+        con.app.commands.execute("dso", {"limit_w": None})
+        con.write("grid operator limit lifted")
+        return
+    try:
+        a = {"limit_w": int(args.pos[0])}
+        if len(args.pos) > 1:
+            a["ttl_s"] = int(args.pos[1])
+    except ValueError:
+        raise UsageError("limit and ttl must be numbers")
+    st = con.app.commands.execute("dso", a)
+    con.write("grid operator limit %d W set; relay %s" % (a["limit_w"], st.get("state")))
+
+
+def cmd_setpoint(con, args):
+    if not args.pos:
+        raise UsageError("usage: setpoint POWER_W|on|off [TTL_S]")
+    a = {}
+    v = args.pos[0]
+    if v in ("on", "off"):
+        a["on"] = v == "on"
+    else:
+        try:
+            a["power_w"] = int(v)
+        except ValueError:
+            raise UsageError("setpoint must be watts, on or off")
+    if len(args.pos) > 1:
+        try:
+            a["ttl_s"] = int(args.pos[1])
+        except ValueError:
+            raise UsageError("ttl must be a number")
+    st = con.app.commands.execute("setpoint", a)
+    con.write("backend setpoint %s; relay %s, ruled by %s" % (v, st.get("state"), st.get("source")))
+
+
+COMMANDS = {
+    "relay": (cmd_relay, "relay [--json] | relay on|off|auto [MINUTES] (installer) | relay test", _changes_relay),
+    "schedule": (cmd_schedule, "schedule [--json] | schedule set JSON | schedule clear", lambda a: bool(a.pos)),
+    "dso": (cmd_dso, "dso LIMIT_W [TTL_S] | dso off: the grid operator's §14a limit (bench)", lambda a: True),
+    "setpoint": (cmd_setpoint, "setpoint POWER_W|on|off [TTL_S]: a backend request (bench)", lambda a: True),
+}

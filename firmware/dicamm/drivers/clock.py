@@ -1,0 +1,72 @@
+# Device clock: a monotonic millisecond counter and the free-running wall clock
+# (the board's RTC, or the unix clock). Legal time is layered on top of it by the
+# time keeper. On the unix port the clock can run faster than real time for the
+# bench: device time = start + (real time - epoch) * speed, optionally in slow
+# motion around quarter-hour boundaries (dicamm.proto.simtime, shared with the host
+# emulators through tools/simclock.py), so all of them agree.
+#
+# All values are integers in milliseconds: on an ESP32 a float has 24 bits of
+# mantissa, far too few for a Unix time in ms.
+import time
+
+from dicamm.platform import asyncio
+
+
+class Clock:
+    def __init__(self, speed=1, start_ms=None, epoch_ms=None, slow=None):
+        # slow: None, or (slow speed, lead ms, tail ms) around each boundary
+        self.speed = speed
+        self._sim = None
+        if speed != 1 or start_ms is not None or slow:
+            from dicamm.proto.simtime import SimTime
+            now = time.time_ns() // 1000000
+            self._sim = SimTime(speed, now if start_ms is None else start_ms,
+                                now if epoch_ms is None else epoch_ms, *(slow or (0, 0, 0)))
+            self.start_ms = self._sim.start_ms
+            self.epoch_ms = self._sim.epoch_ms
+        self._wall_adjust_ms = 0  # set_wall() on the free-running base
+
+    def _real_ms(self):
+        return time.time_ns() // 1000000
+
+    def ticks_ms(self):
+        # Monotonic device milliseconds; compare with time.ticks_diff only.
+        if self._sim is None:
+            return time.ticks_ms()
+        return time.ticks_add(0, self._sim.device_ms(self._real_ms()) - self.start_ms)
+
+    def wall_ms(self):
+        # The free-running wall clock (RTC) in Unix milliseconds.
+        if self._sim is None:
+            try:
+                return time.time_ns() // 1000000 + self._wall_adjust_ms
+            except AttributeError:  # ports without time_ns
+                return time.time() * 1000 + self._wall_adjust_ms
+        return self._sim.device_ms(self._real_ms()) + self._wall_adjust_ms
+
+    def set_wall_ms(self, unix_ms):
+        # Step the RTC base (after a good time sync, or by hand).
+        self._wall_adjust_ms += unix_ms - self.wall_ms()
+
+    def real_ms_for(self, device_ms):
+        # How long to really wait for device_ms of device time from now.
+        sim = self._sim
+        if sim is None:
+            return device_ms
+        if not sim.slow:
+            return max(0, device_ms // self.speed)
+        real = self._real_ms()
+        return max(0, sim.real_ms(sim.device_ms(real) + device_ms) - real)
+
+    async def sleep_ms(self, device_ms):
+        await asyncio.sleep_ms(self.real_ms_for(device_ms))
+
+    async def sleep_until_wall_ms(self, unix_ms, read_wall=None):
+        # Sleep until the wall clock (or read_wall(), e.g. legal time) reaches
+        # unix_ms; re-reads the clock because it may be stepped meanwhile.
+        read = read_wall or self.wall_ms
+        while True:
+            left = unix_ms - read()
+            if left <= 0:
+                return
+            await asyncio.sleep_ms(max(1, min(self.real_ms_for(left), 1000)))

@@ -1,0 +1,400 @@
+# The asyncio application: wires configuration, board hardware and drivers,
+# and runs one task per concern (metering, load profile, time, control, TAF16
+# outbox, MQTT, console). Optional parts are imported only when configured, to
+# keep the heap small on an ESP32.
+import gc
+import sys
+import time
+
+from dicamm.platform import asyncio
+
+from dicamm import VERSION
+from dicamm.drivers.clock import Clock
+from dicamm.proto.ringlog import RingLog
+from dicamm.errors import DicammError
+from micropython import const
+
+_RESTART_MS = const(1000)       # pause before a failed task starts again
+_TASK_QUIET_MS = const(600000)  # the "task" fault clears after this long without a failure
+
+
+class App:
+    def __init__(self, board, opts):
+        self.board = board
+        root = opts.get("root", "")
+        self.root = root.rstrip("/") if root not in ("", "/") else ""
+        self.clock = Clock(opts.get("speed", 1), opts.get("start_ms"), opts.get("epoch_ms"), opts.get("slow"))
+        self.started = time.ticks_ms()
+        self.log = RingLog()
+        self.faults = {}
+        self.tasks = []
+        self.task_restarts = 0
+        self.task_quiet_ms = _TASK_QUIET_MS
+        self._task_fault_clearer = False
+        from dicamm.drivers.config import Config
+        from dicamm.drivers.journal import StorageStats
+        self.config = Config(self.root or "/")
+        self.storage = StorageStats()
+        from dicamm.services.timekeeper import TimeKeeper
+        self.timekeeper = TimeKeeper(self.clock, self.config)
+        self.metering = None
+        self.loadprofile = None
+        self.controller = None
+        self.outbox = None
+        self.transactions = None
+        self.mqtt = None
+        self.console = None
+        self.journals = {}
+
+    # -- helpers ---------------------------------------------------------
+    def path(self, name):
+        return (self.root + "/" + name) if self.root else "/" + name
+
+    def info(self, text):
+        self.log.add(self.timekeeper.now_ms(), text)
+
+    def fault(self, name, text=None):
+        # Set (text) or clear (None) a named fault; status and MQTT show them.
+        if text is None:
+            if self.faults.pop(name, None) is not None:
+                self.info("fault cleared: " + name)
+        elif self.faults.get(name) != text:
+            self.faults[name] = text
+            self.info("fault %s: %s" % (name, text))
+
+    def journal(self, name, max_bytes):
+        j = self.journals.get(name)
+        if j is None:
+            from dicamm.drivers.journal import Journal
+            from dicamm.drivers import fsutil
+            d = self.path("data")
+            fsutil.makedirs(d)
+            j = Journal(d, name, max_bytes, min(8192, max_bytes // 4), self.storage)
+            if j.recovered_torn:
+                self.info("%s journal: dropped a torn last record after power loss" % name)
+            self.journals[name] = j
+        return j
+
+    def boundary_gate(self):
+        # The load profile's gate (None without a meter): long blocking steps
+        # wait on it so that the quarter-hour reading comes first.
+        lp = self.loadprofile
+        return lp.gate if lp is not None else None
+
+    def uptime_s(self):
+        return time.ticks_diff(time.ticks_ms(), self.started) // 1000
+
+    def start(self, name, run):
+        # Runs the coroutine function `run` as a task that an unexpected error
+        # (a MemoryError in a fragmented heap, a bug) does not end: the error
+        # becomes the "task" fault and a log line, and the task starts again.
+        t = asyncio.create_task(self._supervised(name, run))
+        self.tasks.append(t)
+        return t
+
+    async def _supervised(self, name, run):
+        while True:
+            try:
+                await run()
+                return
+            except Exception as e:  # CancelledError is no Exception: stop goes through
+                self.task_restarts += 1
+                try:
+                    self.fault("task", "%s restarted after %s: %s" % (name, type(e).__name__, e))
+                except MemoryError:  # not even room for the text: the restart matters more
+                    pass
+                e = None
+                gc.collect()
+                await asyncio.sleep_ms(_RESTART_MS)
+                if not self._task_fault_clearer:
+                    try:
+                        asyncio.create_task(self._clear_task_fault())
+                        self._task_fault_clearer = True
+                    except MemoryError:
+                        pass
+
+    async def _clear_task_fault(self):
+        # One clearer however often tasks fail: the fault stays while they keep
+        # failing and clears after a quiet time without a new failure.
+        n = None
+        while n != self.task_restarts:
+            n = self.task_restarts
+            await asyncio.sleep_ms(self.task_quiet_ms)
+        self.fault("task")
+        self._task_fault_clearer = False
+
+    # -- metering --------------------------------------------------------
+    def setup_meter(self):
+        cfg = self.config
+        if not cfg.get("meter.model"):
+            self.fault("meter", "not configured: 'meter set MODEL ADDRESS BAUD' or run 'setup'")
+            return False
+        try:
+            from dicamm.drivers import hw
+            from dicamm.drivers.meter import Meter, load_profile
+            from dicamm.drivers.modbus import ModbusMaster
+            profile = load_profile(cfg.get("meter.model"), self.path("meter_profile.json"))
+            from dicamm.services.metering import Metering
+            port = hw.meter_port(self.board, cfg)
+            master = ModbusMaster(port, cfg.get("meter.timeout_ms"), cfg.get("meter.retries"))
+            meter = Meter(master, profile, cfg.get("meter.address"))
+            self.metering = Metering(master, meter, self.timekeeper, self.clock, cfg.get("meter.poll_s") * 1000)
+        except (DicammError, OSError) as e:
+            self.fault("meter", "cannot open: %s" % e)
+            return False
+        self.fault("meter")
+        return True
+
+    def watch(self, name, fault, state, period_ms):
+        # A task that turns a service's state into a fault that status and MQTT
+        # see: every period, fault(fault, state()) (None clears it).
+        async def run():
+            while True:
+                self.fault(fault, state())
+                await asyncio.sleep_ms(period_ms)
+        self.start(name, run)
+
+    def _meter_fault(self):
+        m = self.metering  # before the first reading (not ok, no error) the fault stays as it is
+        return None if m.ok else m.last_error or self.faults.get("meter")
+
+    # -- start-up --------------------------------------------------------
+    async def main(self):
+        from dicamm.console.cli import Console
+        self.console = Console(self)
+        self.register_extras()
+        self.info("DICAMM %s starting on board %s" % (VERSION, self.board.get("name")))
+        if self.board.get("chip") is not None:
+            from dicamm.drivers import netif
+            self.start("network", lambda: netif.keep_up(self))
+            from dicamm.drivers import startup
+            self.start("watchdog", startup.watchdog)
+        self.start("time", self.timekeeper.run)
+        if self.setup_meter():
+            self.start("metering", self.metering.run)
+            self.watch("meter watch", "meter", self._meter_fault, 200)
+            from dicamm.services.loadprofile import LoadProfile
+            self.loadprofile = LoadProfile(self.journal("qh", self.config.get("storage.qh_max_bytes")),
+                                           self.metering, self.timekeeper, self.clock, self.info)
+            self.start("load profile", self.loadprofile.run)
+        self.start_extras()
+        gc.collect()
+        self.start("console", self.console.run)
+        while True:
+            await asyncio.sleep_ms(60000)
+
+    def register_extras(self):
+        # The console's groups, loaded once now (console/table.py preload).
+        from dicamm.console import table
+        table.preload(self.info)
+
+    def start_extras(self):
+        from dicamm.services.commands import Commands
+        self.commands = Commands(self)
+        self.start_taf16()
+        self.start_control()
+        self.start_mqtt()
+
+    def file_path(self, name):
+        # Certificate and key paths in the config are relative to the device
+        # filesystem's root (the --root folder on the unix port).
+        if not name:
+            return name
+        if self.root and name.startswith("/") and not name.startswith(self.root + "/"):
+            return self.root + name
+        return name if name.startswith("/") else self.path(name)
+
+    # -- TAF16 events and transactions -----------------------------------
+    def start_taf16(self):
+        from dicamm.drivers.txstore import Transactions, load_or_create_key
+        cfg = self.config
+        self.transactions = Transactions(self.journal("tx", cfg.get("storage.events_max_bytes")),
+                                         load_or_create_key(self.path("device.key")), cfg.get("cls_id"),
+                                         "", cfg.get("meter.model"), self.path("data/tx.open"))
+        self._tx_source = None  # who switched the load on (for the stop event's text)
+        if cfg.get("han.url") and cfg.get("cls_id"):
+            from dicamm.drivers.han_client import HanClient
+            from dicamm.services.outbox import Outbox
+            try:
+                han = HanClient(cfg.get("han.url"), cfg.get("cls_id"), self.file_path(cfg.get("han.ca")),
+                                self.file_path(cfg.get("han.cert")), self.file_path(cfg.get("han.key")),
+                                cfg.get("han.plain_http"), cfg.get("han.timeout_ms"))
+            except DicammError as e:
+                han = None
+                self.fault("taf16", "HAN link: %s" % e)
+            if han is not None:
+                self.outbox = Outbox(self.path("data"), self.clock, han.post_event,
+                                     cfg.get("storage.outbox_max_bytes"), cfg.get("storage.segment_bytes"),
+                                     self.storage, cfg.get("cls_id"), gate=self.boundary_gate())
+                self.journals["outbox"] = self.outbox.events
+                self.journals["acks"] = self.outbox.acks
+                self.start("outbox", self.outbox.run)
+                ob = self.outbox
+
+                def state():
+                    # Gateway link problems (refused certificate, timeouts, HTTP
+                    # errors) and the outbox alarm become the "taf16" fault.
+                    if ob.alarm:
+                        return ob.alarm
+                    if ob.last_error and ob.pending():
+                        return "gateway: %s (%d pending)" % (ob.last_error, ob.pending())
+                self.watch("gateway watch", "taf16", state, 500)
+        else:
+            self.fault("taf16", "not configured: set cls_id and han.url")
+        tx = self.transactions
+        if tx.open is not None:
+            ev = self.raise_event("transaction %d ended by power failure" % tx.next_pg(), "stop")
+            rec = tx.recover(ev["uuid"] if ev else None)
+            if rec:
+                self.info("transaction %d closed after power loss (EP)" % rec["pg"])
+        if self.metering is not None:
+            # The open transaction remembers the latest reading, so that a power
+            # cut ends it (EP) at the last reading noted on flash.
+            def note(r):
+                if tx.open is not None and r.get("import_wh") is not None:
+                    t, st = self.timekeeper.stamp()
+                    tx.note(r["import_wh"], t, st)
+            self.metering.listeners.append(note)
+
+    def _reading_wh(self):
+        m = self.metering
+        r = m.reading if m is not None else None
+        return r.get("import_wh") if r else None
+
+    def raise_event(self, text, kind, reading_wh=None):
+        # A TAF16 trigger: UUID, reading and legal time taken now, written to
+        # the flash outbox before anything is sent. Returns the event (or a
+        # local one with a UUID when no gateway is configured).
+        from os import urandom
+        from dicamm.proto.uuid4 import from_bytes
+        t, st = self.timekeeper.stamp()
+        wh = self._reading_wh() if reading_wh is None else reading_wh
+        text = text[:64]
+        if self.outbox is not None:
+            ev = self.outbox.add(kind, text, t, st, wh)
+        else:
+            ev = {"uuid": from_bytes(urandom(16)), "text": text, "time_ms": t, "time_status": st, "reading_wh": wh, "kind": kind}
+        self.info("event %s: %s" % (ev["uuid"][:8], text))
+        return ev
+
+    def on_transition(self, ev):
+        # Called by the controller on every switching transition and schedule
+        # window edge: TAF16 events at start and stop, and the transaction record.
+        kind = ev["kind"]
+        src = ev.get("source")
+        if kind == "switch":
+            on = ev["new"]
+            why = ev.get("reason") or ""
+            if on:
+                self._tx_source = src
+                text = "start by %s: %s" % (src, why)
+            else:
+                was = self._tx_source
+                self._tx_source = None
+                if src == "default" or why == src:
+                    why = ("%s request ended" % was) if was else "no request"
+                text = "stop by %s: %s" % (src, why)
+            e = self.raise_event(text, "start" if on else "stop")
+            wh = e.get("reading_wh")
+            tx = self.transactions
+            if tx is not None and wh is not None:
+                if on:
+                    tx.begin(wh, e["time_ms"], e["time_status"], e["uuid"])
+                else:
+                    reason = "ER" if src in ("dso", "backend") else ("EE" if src == "safety" else "E")
+                    rec = tx.end(wh, e["time_ms"], e["time_status"], e["uuid"], reason)
+                    if rec:
+                        self.info("transaction %d: %d Wh" % (rec["pg"], rec.get("energy_wh", 0)))
+        elif kind in ("window_start", "window_end"):
+            self.raise_event("window %s %s%s" % (ev.get("window_id"), kind[7:],
+                                                 " (joined late)" if kind == "window_start" and ev.get("late")
+                                                 else (" (early)" if ev.get("late") else "")), kind)
+
+    # -- control ---------------------------------------------------------
+    def start_control(self):
+        from dicamm.drivers import fsutil, hw
+        from dicamm.services.control import Controller
+        output = hw.relay_output(self.board, self.root or "/", self.clock.wall_ms)
+        p = self.path("schedule.json")
+        c = Controller(output, self.clock, self.timekeeper, self.config, self.on_transition,
+                       (lambda b: fsutil.write_atomic(p, b), lambda: fsutil.read(p)), self.boundary_gate())
+        self.controller = c
+        if c.schedule.load_error:
+            self.info(c.schedule.load_error)
+        if self.metering is not None:
+            m = self.metering
+            m.listeners.append(lambda r: c.update_meter(r, m.asked_ticks))
+        self.start("control", c.run)
+
+        def state():
+            # Element and relay faults (plausibility, contact feedback) become
+            # the "element" fault that status and MQTT show.
+            f = c.plausibility.faults
+            if f:
+                name = sorted(f)[0]
+                return "%s: %s" % (name, f[name].get("detail"))
+            if c.feedback_fault:
+                return "feedback: " + c.feedback_fault
+        self.watch("element watch", "element", state, 500)
+
+    # -- MQTT ------------------------------------------------------------
+    def start_mqtt(self):
+        def _gateway_record(seq, payload):
+            # An acks-journal entry {"n": event seq, "r": gateway record} as the
+            # backend reads it: which event, its UUID, and the gateway's record.
+            import json
+            a = json.loads(payload)
+            r = a.get("r") or {}
+            return {"seq": seq, "event_seq": a.get("n"), "uuid": r.get("uuid"), "record": r}
+
+        cfg = self.config
+        if not cfg.get("mqtt.host"):
+            return
+        from dicamm.drivers import fsutil
+        from dicamm.services.mqtt_link import MqttLink
+        lp = self.loadprofile
+        sources = {"qh": lp.journal if lp else None,
+                   "event": self.outbox.events if self.outbox else None,
+                   "event/gateway": self.outbox.acks if self.outbox else None,
+                   "tx": self.transactions.journal if self.transactions else None,
+                   "state": self.state_dict, "reading": self._mqtt_reading,
+                   "stamp": self.timekeeper.stamp, "cursor_path": self.path("data/mqtt.cursor"),
+                   "log": self.info, "read_file": lambda p: fsutil.read(self.file_path(p)),
+                   "decode": {"event/gateway": _gateway_record}}
+        if lp is not None:
+            from dicamm.services.loadprofile import decode
+            sources["decode"]["qh"] = decode
+        self.mqtt = MqttLink(cfg, cfg.get("device_id") or "dicamm", self.commands, sources, self.clock,
+                             self.boundary_gate())
+        self.start("mqtt", self.mqtt.run)
+
+    def _mqtt_reading(self):
+        m = self.metering
+        return m.reading if m is not None and m.ok else None
+
+    def state_dict(self):
+        from dicamm import VERSION
+        c = self.controller
+        st = c.status() if c is not None else {}
+        inst = st.get("sources", {}).get("installer") or {}
+        faults = sorted(self.faults) + sorted(st.get("faults", {}))
+        return {"relay": st.get("state", "off"), "source": st.get("source"),
+                "mode": inst.get("request") or "auto", "faults": faults,
+                "time_status": self.timekeeper.status(), "firmware": VERSION}
+
+
+def run(board, opts):
+    app = App(board, opts)
+    try:
+        asyncio.run(app.main())
+    except KeyboardInterrupt:
+        pass
+    except Exception as e:
+        if board.get("chip") is None:
+            raise
+        # On a board a fatal error counts as a crash and resets; three in a
+        # row and boot.py starts in safe mode.
+        sys.print_exception(e)
+        from dicamm.drivers import startup
+        startup.crash_reset()
+    return app

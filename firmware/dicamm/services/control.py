@@ -1,0 +1,331 @@
+# The control task: every second of device time it asks the arbiter who rules,
+# applies the decision to the output and reports transitions. It feeds the
+# schedule's active window and the plausibility faults into the arbiter as the
+# "schedule" and "safety" sources; the command interface sets "installer",
+# "backend" and "dso" through manual(), backend() and dso().
+#
+# Two time bases: legal time (timekeeper.now_ms(), Unix ms) runs the schedule and
+# stamps events; a private monotonic ms counter, summed from clock.ticks_ms()
+# differences, runs expiries and relay protection, so a time sync that steps
+# legal time never shortens a minimum on/off time.
+#
+# on_transition(event) gets, for every on/off switching and every schedule window
+# start/end: {"kind": "switch"|"window_start"|"window_end", "time_ms",
+# "time_status", "source", "old", "new", "power_w", "reason", "reading",
+# "window_id", "late"}. Setpoint changes that keep a load on are not events.
+import gc
+import time
+
+from dicamm.platform import asyncio
+
+from micropython import const
+
+from dicamm.proto.arbiter import Arbiter
+from dicamm.errors import CommandError, ConfigError, DicammError
+from dicamm.proto.plausibility import POWER_STAYS, Plausibility
+from dicamm.proto.schedule import Schedule
+
+_TICK_MS = const(1000)
+_FEEDBACK_SETTLE_MS = const(2000)
+_MAX_TTL_S = const(604800)  # a week
+_MAX_W = const(1000000)
+
+_ticks_diff = getattr(time, "ticks_diff", lambda a, b: a - b)
+
+# relay.* settings and their defaults
+DEFAULTS = {
+    "nominal_w": 3000, "min_on_s": 120, "min_off_s": 120, "max_cycles_per_h": 6,
+    "plausibility_share": 0.5, "plausibility_s": 30,
+    "fault_retry_s": 900, "fault_retry_max_s": 14400,
+    "manual_default_min": 60, "manual_max_min": 10080,
+    "backend_ttl_s": 900, "dso_ttl_s": 7200,
+}
+
+
+def setting(config, key, default=None):
+    # config may be a nested dict {"relay": {...}}, a flat dict {"relay.x": ...}
+    # or an object with get("relay.x", default).
+    if config is None:
+        return default
+    if isinstance(config, dict):
+        if key in config:
+            return config[key]
+        sec, _, name = key.partition(".")
+        s = config.get(sec)
+        return s.get(name, default) if isinstance(s, dict) else default
+    try:
+        v = config.get(key, default)
+    except TypeError:  # get(key) without a default
+        try:
+            v = config.get(key)
+        except (KeyError, ConfigError):
+            v = None
+    except (KeyError, ConfigError):
+        v = None
+    return default if v is None else v
+
+
+def _int_arg(v, name, lo, hi):
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise CommandError("%s must be an integer %d-%d" % (name, lo, hi))
+    return v
+
+
+class Controller:
+    def __init__(self, output, clock, timekeeper, config, on_transition=None, schedule_store=None, gate=None):
+        # timekeeper: a TimeKeeper (now_ms(), status()) or a plain now_ms callable.
+        # schedule_store: (save(bytes), load() -> bytes|None) or None.
+        # gate: the load profile's BoundaryGate or None.
+        self.output = output
+        self.gate = gate
+        self.clock = clock
+        if hasattr(timekeeper, "now_ms"):
+            self._legal = timekeeper.now_ms
+            self._tstatus = getattr(timekeeper, "status", None)
+        else:
+            self._legal = timekeeper
+            self._tstatus = None
+        self.on_transition = on_transition
+        s = {}
+        for k in DEFAULTS:
+            s[k] = setting(config, "relay." + k, DEFAULTS[k])
+        self.settings = s
+        self.modulating = hasattr(output, "set_power")
+        self._ticks = clock.ticks_ms()
+        self._mono = 0
+        self.arbiter = Arbiter(s["nominal_w"], s["min_on_s"], s["min_off_s"],
+                               s["max_cycles_per_h"], self.modulating, now_ms=0)
+        save, load = schedule_store if schedule_store else (None, None)
+        self.schedule = Schedule(save, load)
+        self.plausibility = Plausibility(s["nominal_w"], s["plausibility_share"], s["plausibility_s"],
+                                         s["fault_retry_s"], s["fault_retry_max_s"])
+        self.reading = None
+        self.source = "power_up"
+        self.deferred = None
+        self.last_error = None
+        self.feedback_fault = None
+        self._applied = None     # (on, power_w) last applied to the output
+        self._applied_ms = 0
+        self._wake = None
+
+    # -- time --------------------------------------------------------------
+    def now_ms(self):
+        # Monotonic ms since the controller was created.
+        t = self.clock.ticks_ms()
+        self._mono += _ticks_diff(t, self._ticks)
+        self._ticks = t
+        return self._mono
+
+    def _status_letter(self):
+        return self._tstatus() if self._tstatus else None
+
+    # -- the loop ------------------------------------------------------------
+    async def start(self):
+        # Power-up state: off, whatever the output was left in.
+        old = bool(self.output.on)
+        self._applied = None
+        if await self._apply(self.now_ms(), False, 0):
+            if old:
+                self._emit("switch", "power_up", old, False, "power-up state off")
+
+    async def run(self):
+        if self._wake is None:
+            # First start: the power-up state. Started again after an internal
+            # error, the controller keeps the state it had.
+            self._wake = asyncio.Event()
+            await self.start()
+        ms = self.clock.real_ms_for(_TICK_MS)
+        while True:
+            if self.gate is not None:
+                # Windows and limits start and end on quarter hours: the edge's
+                # events and transaction record (flash writes, a collection)
+                # wait until the boundary's reading is in, a fraction of a
+                # second on a device (at most the 9 s tolerance and the time
+                # guard with a failing meter).
+                await self.gate.wait_clear(0)
+            try:
+                await self.step()
+            except Exception as e:  # keep control alive; status shows what broke
+                self.last_error = "step: %r" % (e,)
+            try:
+                if hasattr(asyncio, "wait_for_ms"):
+                    await asyncio.wait_for_ms(self._wake.wait(), ms)
+                else:
+                    await asyncio.wait_for(self._wake.wait(), ms / 1000)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    def _kick(self):
+        if self._wake is not None:
+            self._wake.set()
+
+    async def step(self):
+        now = self.now_ms()
+        legal = self._legal()
+        a = self.arbiter
+        for t in self.schedule.poll(legal):
+            st = self._applied[0] if self._applied else False
+            self._emit(t["kind"], "schedule", st, st, "window %s" % t["id"], t["id"], t["late"])
+        w = self.schedule.active(legal)
+        if w is not None:
+            a.request("schedule", on=w.get("on"), power_w=w.get("power_w"),
+                      until_ms=now + w["end"] * 1000 - legal, why="window " + w["id"])
+        else:
+            a.clear("schedule")
+        p = self.plausibility
+        h = p.holding(now)
+        if h is not None:
+            a.request("safety", on=False, until_ms=None if h == POWER_STAYS else p.hold_until_ms,
+                      why="fault " + h)
+        else:
+            a.clear("safety")
+
+        old = self._applied[0] if self._applied else False
+        on, src, _, deferred = a.decide(now)
+        self.source = src
+        self.deferred = deferred
+        target = (on, a.power_w)
+        refresh = getattr(self.output, "refresh_ms", 0)
+        if target != self._applied or (refresh and now - self._applied_ms >= refresh):
+            if await self._apply(now, on, a.power_w) and on != old:
+                r = a.get(src)
+                why = r[4] if r is not None and r[4] else src
+                self._emit("switch", src, old, on, why)
+        self._check_feedback(now)
+
+    async def _apply(self, now, on, power_w):
+        try:
+            if self.modulating:
+                r = self.output.set_power(power_w)
+            else:
+                r = self.output.set(on)
+            if r is not None:
+                await r
+        except (DicammError, OSError) as e:
+            self.last_error = "output: %s" % (e,)
+            return False
+        was = self._applied[0] if self._applied else None
+        self._applied = (on, power_w)
+        self._applied_ms = now
+        if was != on:
+            self.plausibility.feed(now, None, on, power_w if self.modulating else None)
+        return True
+
+    def _check_feedback(self, now):
+        fb = self.output.feedback()
+        if fb is None or self._applied is None or now - self._applied_ms < _FEEDBACK_SETTLE_MS:
+            return
+        on = self._applied[0]
+        self.feedback_fault = None if fb == on else (
+            "contact %s while commanded %s" % ("closed" if fb else "open", "on" if on else "off"))
+
+    def _emit(self, kind, source, old, new, reason, window_id=None, late=None):
+        if self.on_transition is None:
+            return
+        ev = {"kind": kind, "time_ms": self._legal(), "time_status": self._status_letter(),
+              "source": source, "old": old, "new": new,
+              "power_w": self._applied[1] if self._applied else 0,
+              "reason": reason, "reading": self.reading, "window_id": window_id, "late": late}
+        if kind == "switch":
+            # The consumer writes an event and a transaction record: a few
+            # times a day, worth a collection first so that a fragmented heap
+            # has its largest free block back.
+            gc.collect()
+        try:
+            self.on_transition(ev)
+        except Exception as e:  # a consumer's bug must not stop switching
+            self.last_error = "on_transition: %r" % (e,)
+
+    # -- inputs --------------------------------------------------------------
+    def update_meter(self, reading, asked_ticks=None):
+        # The latest meter reading (meter.Reading dict); feeds plausibility.
+        # asked_ticks: device ticks when its request went out. A reading asked
+        # for before the last switching shows the load as it was before it: no
+        # evidence for or against the switching (a poll that was on the wire,
+        # or waited behind a long step, must not make "no power rise").
+        self.reading = reading
+        if self._applied is None or reading is None or reading.get("power_w") is None:
+            return
+        if asked_ticks is not None:
+            asked = self.now_ms() - _ticks_diff(self.clock.ticks_ms(), asked_ticks)
+            if asked < self._applied_ms:
+                return
+        on, pw = self._applied
+        if self.plausibility.feed(self.now_ms(), reading["power_w"], on,
+                                  pw if self.modulating else None):
+            self._kick()
+
+    # -- commands (called by commands.Commands for the CLI and MQTT) ---------
+    def manual(self, mode, minutes=None):
+        if mode == "auto":
+            self.arbiter.clear("installer")
+        elif mode in ("on", "off"):
+            s = self.settings
+            if minutes is None:
+                minutes = s["manual_default_min"]
+            minutes = _int_arg(minutes, "minutes", 1, s["manual_max_min"])
+            self.arbiter.request("installer", on=mode == "on",
+                                 until_ms=self.now_ms() + minutes * 60000,
+                                 why="manual %s for %d min" % (mode, minutes))
+        else:
+            raise CommandError("mode must be on, off or auto")
+        self._kick()
+        return self.status()
+
+    def backend(self, on=None, power_w=None, ttl_s=None):
+        # on or power_w with a time to live; neither = release.
+        if on is None and power_w is None:
+            self.arbiter.clear("backend")
+        else:
+            if (on is None) == (power_w is None):
+                raise CommandError("give either on or power_w")
+            if on is not None and not isinstance(on, bool):
+                raise CommandError("on must be true or false")
+            if power_w is not None:
+                _int_arg(power_w, "power_w", 0, _MAX_W)
+            ttl = _int_arg(self.settings["backend_ttl_s"] if ttl_s is None else ttl_s,
+                           "ttl_s", 1, _MAX_TTL_S)
+            self.arbiter.request("backend", on=on, power_w=power_w,
+                                 until_ms=self.now_ms() + ttl * 1000,
+                                 why="backend %s" % (("on" if on else "off") if on is not None
+                                                     else "%d W" % power_w))
+        self._kick()
+        return self.status()
+
+    def dso(self, limit_w=None, ttl_s=None):
+        # Grid operator's §14a limit in W with a time to live; None = lifted.
+        if limit_w is None:
+            self.arbiter.clear("dso")
+        else:
+            _int_arg(limit_w, "limit_w", 0, _MAX_W)
+            ttl = _int_arg(self.settings["dso_ttl_s"] if ttl_s is None else ttl_s,
+                           "ttl_s", 1, _MAX_TTL_S)
+            self.arbiter.request("dso", limit_w=limit_w, until_ms=self.now_ms() + ttl * 1000,
+                                 why="14a limit %d W" % limit_w)
+        self._kick()
+        return self.status()
+
+    def load_schedule(self, windows):
+        n = self.schedule.replace(windows)
+        self._kick()
+        return {"windows": n}
+
+    # -- reports ---------------------------------------------------------
+    def status(self):
+        now = self.now_ms()
+        st = self.arbiter.status(now)
+        if self._applied is not None:
+            st["state"] = "on" if self._applied[0] else "off"
+        faults = self.plausibility.info(now)
+        f = faults["faults"]
+        if self.feedback_fault:
+            f["feedback"] = {"since_ms": self._applied_ms, "detail": self.feedback_fault}
+        st["faults"] = f
+        st["fault_hold_s"] = faults["hold_s"]
+        st["metered_w"] = self.reading.get("power_w") if self.reading else None
+        st["last_error"] = self.last_error
+        return st
+
+    def schedule_status(self):
+        return self.schedule.info(self._legal())
