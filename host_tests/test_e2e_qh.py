@@ -198,7 +198,11 @@ def test_spring_forward_day_has_92(tmp_path):
     # (01:45 CET is followed by 03:00 CEST)
     every = ["2026-03-29T01:00:00+01:00", "2026-03-29T01:15:00+01:00", "2026-03-29T01:30:00+01:00", "2026-03-29T01:45:00+01:00",
              "2026-03-29T03:00:00+02:00", "2026-03-29T03:15:00+02:00", "2026-03-29T03:30:00+02:00"]
-    assert locs == every[(first_ms - day0) // QH:], (locs, first_ms)
+    # The firmware may record a boundary before its console first answers (`ready`):
+    # its values start at that boundary or earlier, and none is missing after it.
+    assert locs and locs[0] in every, (locs, first_ms)
+    start = every.index(locs[0])
+    assert start <= (first_ms - day0) // QH and locs == every[start:], (locs, first_ms)
     assert day["values"] == len(locs) and day["gaps"] == 0 and day["not_recorded"] == 92 - len(locs), day
     # 1200 W over 15 minutes is 300 Wh, across the switch as anywhere
     # (registers hold whole Wh and each read lands up to a second late: +-1 Wh)
