@@ -489,3 +489,13 @@ def test_silent_servers_back_off_exponentially():
             assert want <= w <= want + 30, (i, waits)
         assert waits[-1] >= 1800, waits
     assert tk.status() == "U" and tk.last_error == "no time source answered"
+
+
+def test_the_schema_cannot_ask_for_bad_manners():
+    # RFC 4330 section 10 in the config schema: no retry or resync under 15 s, a
+    # burst of at most 4, at least 2 s apart
+    from dicamm.drivers.config import SCHEMA
+    from dicamm.proto.ntp_poll import BURST_GAP_MS, BURST_MAX, MIN_POLL_S
+    assert SCHEMA["time.retry_s"][2] >= MIN_POLL_S and SCHEMA["time.resync_s"][2] >= MIN_POLL_S
+    assert SCHEMA["time.samples"][3] == BURST_MAX and SCHEMA["time.sample_gap_ms"][2] == BURST_GAP_MS
+    assert len(SCHEMA["time.servers"][1]) == 4 and SCHEMA["time.servers"][1][3] == "ptbtime4.ptb.de"
