@@ -1,12 +1,10 @@
-# micropython-only: the console's static command table (dicamm/console/table.py TABLE)
-# matches the command groups it loads on demand, and the lazily loaded groups
-# and meter profiles leave the heap again after use.
+# micropython-only: the console finds a command through its declaration
+# (proto/cmdspec.py), loads the command's group for it, and the declarations,
+# the lazily loaded groups and the meter profiles leave the heap again after use.
 import gc
 import sys
 
 from dicamm.console import cli, table
-
-GROUPS = ("cli_core", "cli_control", "cli_taf16", "cli_service", "cli_mqtt", "cli_mem")
 
 
 class _Out:
@@ -17,38 +15,24 @@ class _Out:
         self.text.append(s)
 
 
-def _rows():
-    rows = []
-    for line in table.TABLE.split("\n")[1:]:
-        name, g, text = line.split("\t")
-        rows.append((name, table.GROUPS[int(g)], text))
-    return rows
-
-
-def test_table_matches_every_group():
-    assert table.GROUPS == GROUPS
-    want = []
-    for g in GROUPS:
-        mod = __import__("dicamm.console." + g, None, None, ("COMMANDS",))
-        for name in sorted(mod.COMMANDS):
-            want.append((name, g, mod.COMMANDS[name][1].split("\n")[0]))
-    assert _rows() == want, (_rows(), want)
-    for g in GROUPS:
-        sys.modules.pop("dicamm.console." + g, None)
-
-
 def test_lookup_loads_group_and_aliases_resolve():
     con = cli.Console(None, out=_Out())
     sys.modules.pop("dicamm.console.cli_taf16", None)
     name, cmd = con.lookup("ev")
-    assert name == "event" and cmd is not None and callable(cmd[0])
+    assert name == "event" and cmd is not None and callable(cmd[0]) and cmd[1][0] == "event"
     assert "dicamm.console.cli_taf16" in sys.modules
+    assert "dicamm.proto.cmdspec" not in sys.modules   # the declarations are dropped again
     name, cmd = con.lookup("n")
     assert name == "net" and cmd is not None
+    name, cmd = con.lookup("factory-reset")
+    assert cmd[0].__name__ == "cmd_factory_reset"
     assert con.lookup("nosuchcommand") == ("nosuchcommand", None)
     assert con.lookup("even") == ("even", None)   # a prefix is not a command
     names = [n for n, _ in con.commands()]
-    assert names == [r[0] for r in _rows()]
+    from dicamm.proto import cmdspec
+    assert names == [e[0] for e in cmdspec.COMMANDS if "c" in e[4]]
+    assert names.index("config") < names.index("mem") and len(set(names)) == len(names)
+    table.drop_big()
 
 
 def test_big_groups_dropped_after_use():
@@ -60,6 +44,21 @@ def test_big_groups_dropped_after_use():
     assert "dicamm.console.cli_service" not in sys.modules
     import dicamm.console
     assert not hasattr(dicamm.console, "cli_service")
+
+
+def test_declarations_leave_the_heap():
+    # Loading the declarations for one lookup and dropping them gives the
+    # heap back: what stays is at most the entry the caller keeps.
+    con = cli.Console(None, out=_Out())
+    con.lookup("status")   # cli_core loaded once
+    gc.collect()
+    before = gc.mem_alloc()
+    for _ in range(5):
+        name, cmd = con.lookup("st")
+    cmd = None
+    gc.collect()
+    assert gc.mem_alloc() - before < 512, gc.mem_alloc() - before
+    assert "dicamm.proto.cmdspec" not in sys.modules
 
 
 def test_write_json_pieces_equal_dumps():

@@ -32,11 +32,6 @@ class Console:
         self.app = app
         self.inp = stream_in or sys.stdin
         self.out = out or sys.stdout
-        self.groups = []      # extra modules with COMMANDS (add()); the built-in ones are in table.py
-        self.aliases = {"?": "help", "st": "status", "m": "meter", "t": "time", "r": "relay",
-                        "cfg": "config", "ev": "event", "sched": "schedule",
-                        "n": "net", "certs": "cert", "test": "selftest", "wizard": "setup",
-                        "commission": "setup", "restart": "reboot"}
         self._bad_pins = 0
         self._pin_locked_until = None
         self._unlocked_until = None
@@ -52,38 +47,25 @@ class Console:
         self.lines = 0
         self.errors = 0
 
-    def add(self, module):
-        self.groups.append(module)
-        for k, v in getattr(module, "ALIASES", {}).items():
-            self.aliases.setdefault(k, v)
-
-    def lookup(self, name):
-        # -> (name, (fn, help, changes[, options])) or (name, None). The
-        # command's group module is imported now (on first use).
-        name = self.aliases.get(name, name)
-        for g in self.groups:
-            c = g.COMMANDS.get(name)
-            if c:
-                return name, c
-        mod = table.group(name)
-        if mod is not None:
-            try:
-                __import__(mod)
-            except ImportError as e:
-                raise UsageError("command group %s missing: %s" % (mod, e))
-            except MemoryError:
-                gc.collect()
-                raise UsageError("not enough memory to load '%s' now: try again" % name)
-            return name, sys.modules[mod].COMMANDS.get(name)
-        return name, None
+    def lookup(self, word):
+        # -> (name, (fn, entry)) or (word, None): entry is the command's
+        # declaration (proto/cmdspec.py); its group module is imported now.
+        e = table.find(word)
+        if e is None:
+            return word, None
+        mod = table.PACKAGE + "." + e[2]
+        try:
+            __import__(mod)
+        except ImportError as ex:
+            raise UsageError("command group %s missing: %s" % (mod, ex))
+        except MemoryError:
+            gc.collect()
+            raise UsageError("not enough memory to load '%s' now: try again" % e[0])
+        return e[0], (getattr(sys.modules[mod], "cmd_" + e[0].replace("-", "_")), e)
 
     def commands(self):
         # [(name, first help line)] of every command, in the order `help` lists them.
-        out = table.rows()
-        for g in self.groups:
-            for name in sorted(g.COMMANDS):
-                out.append((name, g.COMMANDS[name][1].split("\n")[0]))
-        return out
+        return table.rows()
 
     def drop_big(self):
         return table.drop_big()
@@ -182,11 +164,12 @@ class Console:
             gc.collect()   # what the command built goes before the next one
 
     async def _dispatch(self, name, cmd, words):
-        fn, changes, options = cmd[0], cmd[2], cmd[3] if len(cmd) > 3 else ()
+        fn, e = cmd
+        pin = e[3]
         args = None
         try:
-            args = Args(words[1:], options + ("pin", "last"))
-            if changes and changes(args):
+            args = Args(words[1:], e[5] + ("pin", "last"))
+            if pin == "*" or pin and args.pos and args.pos[0] in pin.split():
                 self.check_pin(args.flags.get("pin"))
             r = fn(self, args)
             if r is not None and hasattr(r, "send"):  # a coroutine: run it,
@@ -292,7 +275,14 @@ class Console:
         # Long commands (a bus scan, the wizard) run as their own task;
         # meanwhile the console keeps reading: Ctrl-C cancels, lines wait in
         # the queue (ask() takes them, else they run after the command).
-        task = asyncio.create_task(coro)
+        failed = []
+
+        async def guarded():   # the error goes to _dispatch, not to asyncio's "Task exception wasn't retrieved"
+            try:
+                await coro
+            except Exception as e:
+                failed.append(e)
+        task = asyncio.create_task(guarded())
         self.busy = task
         cli_editor.ctrl_c_as_byte(True)
         try:
@@ -304,6 +294,8 @@ class Console:
                 await task
             except asyncio.CancelledError:
                 self.write("aborted")
+            if failed:
+                raise failed[0]
         finally:
             cli_editor.ctrl_c_as_byte(False)
             self.busy = None

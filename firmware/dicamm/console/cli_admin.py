@@ -1,6 +1,6 @@
 # The console's rarely used commands (help, time, config, unlock, lock, meter
-# list and set): cli_core's entries load this module for the command, and the
-# console drops it again afterwards (cli._DROP), so it is not kept in RAM.
+# list and set): loaded for the command and dropped again afterwards
+# (console/table.py DROP), so it is not kept in RAM.
 import json
 
 from dicamm.errors import UsageError
@@ -11,25 +11,31 @@ def cmd_help(con, args):
         name, cmd = con.lookup(args.pos[0])
         if cmd is None:
             raise UsageError("no command '%s'" % args.pos[0][:32])
-        al = sorted(k for k, v in con.aliases.items() if v == name)
+        e = cmd[1]
+        al = e[1].split()
         if args.json:
-            con.write(json.dumps({"command": name, "help": cmd[1], "aliases": al,
-                                  "needs_pin": cmd[2] is not None}))
+            con.write(json.dumps({"command": name, "help": e[7], "aliases": al,
+                                  "needs_pin": e[3] is not None, "mqtt": "m" in e[4]}))
             return
-        for i, line in enumerate(cmd[1].split("\n")):
+        for i, line in enumerate(e[7].split("\n")):
             con.write(("%s: %s" % (name, line)) if i == 0 else "    " + line)
         if al:
             con.write("    aliases: " + " ".join(al))
-        if cmd[2] is not None:
+        if e[3] is not None:
             con.write("    changes need the service PIN when one is set (--pin PIN or 'unlock PIN')")
+        if "m" in e[4]:
+            con.write("    also over MQTT: cmd/%s {%s}" % (name, ", ".join(f[0] for f in e[6])))
         if name == "config":
-            from dicamm.drivers import config
-            for k in config.keys():
-                con.write("    " + config.describe(k))
+            from dicamm.proto import schema
+            for k in schema.keys():
+                con.write("    " + schema.describe(k) + (" (remote)" if k in schema.REMOTE else ""))
         return
     names = con.commands()
     if args.json:
-        con.write(json.dumps({"commands": [n for n, _ in names], "aliases": con.aliases}))
+        from dicamm.proto import cmdspec
+        al = cmdspec.aliases()
+        cmdspec.drop()
+        con.write(json.dumps({"commands": [n for n, _ in names], "aliases": al}))
         return
     for name, text in names:
         con.write("  %-14s %s" % (name, text))

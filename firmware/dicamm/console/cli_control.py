@@ -5,10 +5,6 @@ import json
 from dicamm.errors import UsageError
 
 
-def _changes_relay(args):
-    return bool(args.pos) and args.pos[0] in ("on", "off", "auto", "test")
-
-
 def _ctl(con):
     c = con.app.controller
     if c is None:
@@ -67,7 +63,7 @@ async def cmd_relay(con, args):
                 minutes = int(args.pos[1])
             except ValueError:
                 raise UsageError("minutes must be a number")
-        st = con.app.commands.execute("relay", {"mode": sub, "minutes": minutes} if minutes else {"mode": sub})
+        st = con.app.commands.execute("relay", {"mode": sub} if minutes is None else {"mode": sub, "minutes": minutes})
         if st.get("deferred"):
             how = "deferred: %s" % st["deferred"]
         elif sub == "auto":
@@ -79,7 +75,7 @@ async def cmd_relay(con, args):
         else:
             how = "no change needed"
         con.write("relay %s requested by the installer%s; relay %s now (%s)" % (
-            sub, " for %d min" % minutes if minutes else "", st.get("state"), how))
+            sub, " for %d min" % minutes if minutes is not None else "", st.get("state"), how))
     elif sub == "test":
         from dicamm.console import relaytest
         await relaytest.run(con, args)
@@ -145,11 +141,3 @@ def cmd_setpoint(con, args):
             raise UsageError("ttl must be a number")
     st = con.app.commands.execute("setpoint", a)
     con.write("backend setpoint %s; relay %s, ruled by %s" % (v, st.get("state"), st.get("source")))
-
-
-COMMANDS = {
-    "relay": (cmd_relay, "relay [--json] | relay on|off|auto [MINUTES] (installer) | relay test", _changes_relay),
-    "schedule": (cmd_schedule, "schedule [--json] | schedule set JSON | schedule clear", lambda a: bool(a.pos)),
-    "dso": (cmd_dso, "dso LIMIT_W [TTL_S] | dso off: the grid operator's §14a limit (bench)", lambda a: True),
-    "setpoint": (cmd_setpoint, "setpoint POWER_W|on|off [TTL_S]: a backend request (bench)", lambda a: True),
-}

@@ -1,19 +1,9 @@
-# Console commands: status, meter, qh, log, echo; help, time, config, unlock
-# and lock run from cli_admin (loaded for the command, then dropped).
+# Console commands: status, meter, qh, log, echo (the frequent ones: this
+# group stays loaded). Declared in proto/cmdspec.py.
 import json
 
 from dicamm import VERSION
 from dicamm.errors import UsageError
-
-
-def _changes_always(args):
-    return True
-
-
-def _changes_if(*subs):
-    def f(args):
-        return bool(args.pos) and args.pos[0] in subs
-    return f
 
 
 def status_dict(app):
@@ -321,35 +311,3 @@ def cmd_log(con, args):
 def cmd_echo(con, args):
     # For scripts and tests: marks the end of a command's output.
     con.write(" ".join(args.pos))
-
-
-def _admin(name):
-    # The rarely used commands live in cli_admin, loaded for the command and
-    # dropped again after it (cli._DROP).
-    def f(con, args):
-        from dicamm.console import cli_admin
-        return getattr(cli_admin, name)(con, args)
-    return f
-
-
-COMMANDS = {
-    "echo": (cmd_echo, "echo TEXT: print TEXT (marks the end of output for scripts)", None),
-    "help": (_admin("cmd_help"), "list commands; 'help COMMAND' for one [--json]", None),
-    "status": (cmd_status, "one screen: meter, bus, time, relay, gateway, MQTT, network, storage, faults [--json]", None),
-    "meter": (cmd_meter, "meter read [now] [--bus] | list | set MODEL ADDR [BAUD [PARITY]] | scan\n"
-              "meter read [now] [--bus] [--json]: the last reading ('now' reads the meter at once)\n"
-              "meter list [--json]: the meter models (profiles) this firmware knows\n"
-              "meter set MODEL ADDRESS [BAUD [PARITY]]: save the meter settings (PIN; takes effect after 'reboot')\n"
-              "meter scan [--from A] [--to B] [--bauds 9600,2400] [--parities N,E] [--json]: find meters on the\n"
-              "  bus (PIN); metering goes on between probes; Ctrl-C aborts",
-              _changes_if("set", "scan"), ("from", "to", "bauds", "parities")),
-    "time": (_admin("cmd_time"), "time | time set UNIX|ISO-UTC (status I) | time sync [--json]", _changes_if("set")),
-    "qh": (cmd_qh, "quarter-hour load profile: qh [--last N] [--json] | qh export [--last N|--all] (CSV)", None),
-    "config": (_admin("cmd_config"), "config show [PREFIX] | set KEY VALUE | unset KEY | export | import JSON (secrets masked)\n"
-               "set/unset/import need the service PIN; the keys with type and range:",
-               _changes_if("set", "unset", "import")),
-    "log": (cmd_log, "recent log lines [--last N] [--json]", None),
-    "unlock": (_admin("cmd_unlock"), "unlock PIN: allow changes for 10 minutes when a service PIN is set\n"
-               "three wrong PINs lock the console for 30 s, each further one for longer", None),
-    "lock": (_admin("cmd_lock"), "lock: end an 'unlock' before the 10 minutes are over", None),
-}

@@ -58,7 +58,3 @@ def cmd_mem(con, args):
 
 
 _start()
-
-COMMANDS = {
-    "mem": (cmd_mem, "heap use now and its high-water mark [--json | --map]", None),
-}

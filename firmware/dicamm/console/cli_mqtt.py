@@ -34,8 +34,3 @@ def cmd_mqtt(con, args):
             d.get("connects", 0), d.get("failures", 0), d.get("published", 0),
             d.get("commands", 0), d.get("refused", 0)))
     con.emit(args, d, human)
-
-
-COMMANDS = {
-    "mqtt": (cmd_mqtt, "MQTT link: connected, broker, backlog per stream, last error [--json]", None),
-}

@@ -133,36 +133,3 @@ async def _factory_reset(con, args):
 
 def cmd_factory_reset(con, args):
     return _factory_reset(con, args)
-
-
-def _always(args):
-    return True
-
-
-def _net_changes(args):
-    return bool(args.pos) and args.pos[0] in ("set", "connect")
-
-
-def _cert_changes(args):
-    return bool(args.pos) and args.pos[0] == "load"
-
-
-COMMANDS = {
-    "net": (cmd_net, "network status and settings: net [--json] | net set ssid|password|hostname VALUE | net connect\n"
-            "on the unix port the host's network is used; the settings apply on a board\n"
-            "net connect (board): join the Wi-Fi / bring up Ethernet with the saved settings", _net_changes),
-    "cert": (cmd_cert, "certificates: cert [--json] shows subject, issuer, expiry | cert load NAME\n"
-             "cert load NAME: paste a PEM block line by line (ends at -----END); stored as DER in certs/\n"
-             "NAME: " + ", ".join(CERT_KEYS) + " (ca, cert, key are short for han.*)", _cert_changes),
-    "selftest": (cmd_selftest, "check meter, time, relay, gateway (TLS), broker, storage: PASS/FAIL with reasons [--json]\n"
-                 "selftest [CHECK ...] runs only the named checks (meter time relay gateway broker storage)", None),
-    "setup": (cmd_setup, "commissioning wizard: meter, network, time, CLS-ID, gateway, certificates, backend\n"
-              "Enter keeps the value in [brackets], 'back' goes one step back, 'quit' leaves without saving;\n"
-              "each step is checked live; the wizard saves the configuration and ends with selftest", _always),
-    "reboot": (cmd_reboot, "restart the device (the unix port exits)", _always),
-    "factory-reset": (cmd_factory_reset, "erase configuration, records, certificates and keys (asks for 'yes')",
-                      _always),
-}
-
-ALIASES = {"n": "net", "certs": "cert", "test": "selftest", "wizard": "setup", "commission": "setup",
-           "restart": "reboot"}

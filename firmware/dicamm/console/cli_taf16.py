@@ -48,10 +48,3 @@ def cmd_tx(con, args):
             e.get("reading_wh"), e.get("time_status"), e.get("reason")))
     if tx.open:
         con.write("open transaction since %s Wh" % json.dumps(tx.open.get("begin")))
-
-
-COMMANDS = {
-    "event": (cmd_event, 'event "TEXT": trigger a TAF16 metering record at the gateway now', lambda a: True),
-    "events": (cmd_events, "TAF16 events and their acknowledgement [--last N] [--json]", None),
-    "tx": (cmd_tx, "transaction records [--last N] [--json]", None),
-}

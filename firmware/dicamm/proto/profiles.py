@@ -37,14 +37,9 @@ REQUIRED = ("power_w", "import_wh", "export_wh")
 def _table():
     # The profile table, and out of the module cache again: whatever the
     # caller keeps (one profile) stays, the rest is freed by the next collection.
-    import sys
-    from dicamm.proto import profile_table
+    from dicamm.proto import profile_table, unload
     t = profile_table.PROFILES
-    sys.modules.pop("dicamm.proto.profile_table", None)
-    try:  # and off its package, so that nothing keeps the table alive
-        delattr(sys.modules["dicamm.proto"], "profile_table")
-    except (AttributeError, KeyError, TypeError):
-        pass
+    unload("dicamm.proto.profile_table")
     return t
 
 

@@ -12,10 +12,10 @@ import json
 from micropython import const
 
 from dicamm.errors import CommandError, StorageError
+from dicamm.proto.schema import POWER_W, WINDOWS
 
-MAX_WINDOWS = const(48)
+MAX_WINDOWS = WINDOWS[1]
 _MAX_ID = const(64)
-_MAX_W = const(1000000)
 _KEYS = ("id", "start", "end", "on", "power_w")
 # A window reported this long (s) after its start still counts as joined on
 # time: the control tick, and at a quarter-hour boundary the wait for the load
@@ -62,8 +62,8 @@ def validate(windows, max_windows=MAX_WINDOWS):
             c["on"] = w["on"]
         else:
             p = w["power_w"]
-            if not _is_int(p) or not 0 <= p <= _MAX_W:
-                raise CommandError("window %s: power_w must be an int 0-%d" % (wid, _MAX_W))
+            if not _is_int(p) or not POWER_W[0] <= p <= POWER_W[1]:
+                raise CommandError("window %s: power_w must be an int %d-%d" % (wid, POWER_W[0], POWER_W[1]))
             c["power_w"] = p
         out.append(c)
     out.sort(key=lambda c: c["start"])

@@ -24,11 +24,10 @@ from dicamm.proto.arbiter import Arbiter
 from dicamm.errors import CommandError, ConfigError, DicammError
 from dicamm.proto.plausibility import POWER_STAYS, Plausibility
 from dicamm.proto.schedule import Schedule
+from dicamm.proto.schema import DSO_W, MINUTES, POWER_W, TTL_S
 
 _TICK_MS = const(1000)
 _FEEDBACK_SETTLE_MS = const(2000)
-_MAX_TTL_S = const(604800)  # a week
-_MAX_W = const(1000000)
 
 _ticks_diff = getattr(time, "ticks_diff", lambda a, b: a - b)
 
@@ -264,7 +263,7 @@ class Controller:
             s = self.settings
             if minutes is None:
                 minutes = s["manual_default_min"]
-            minutes = _int_arg(minutes, "minutes", 1, s["manual_max_min"])
+            minutes = _int_arg(minutes, "minutes", MINUTES[0], s["manual_max_min"])
             self.arbiter.request("installer", on=mode == "on",
                                  until_ms=self.now_ms() + minutes * 60000,
                                  why="manual %s for %d min" % (mode, minutes))
@@ -283,9 +282,9 @@ class Controller:
             if on is not None and not isinstance(on, bool):
                 raise CommandError("on must be true or false")
             if power_w is not None:
-                _int_arg(power_w, "power_w", 0, _MAX_W)
+                _int_arg(power_w, "power_w", POWER_W[0], POWER_W[1])
             ttl = _int_arg(self.settings["backend_ttl_s"] if ttl_s is None else ttl_s,
-                           "ttl_s", 1, _MAX_TTL_S)
+                           "ttl_s", TTL_S[0], TTL_S[1])
             self.arbiter.request("backend", on=on, power_w=power_w,
                                  until_ms=self.now_ms() + ttl * 1000,
                                  why="backend %s" % (("on" if on else "off") if on is not None
@@ -298,9 +297,9 @@ class Controller:
         if limit_w is None:
             self.arbiter.clear("dso")
         else:
-            _int_arg(limit_w, "limit_w", 0, _MAX_W)
+            _int_arg(limit_w, "limit_w", DSO_W[0], DSO_W[1])
             ttl = _int_arg(self.settings["dso_ttl_s"] if ttl_s is None else ttl_s,
-                           "ttl_s", 1, _MAX_TTL_S)
+                           "ttl_s", TTL_S[0], TTL_S[1])
             self.arbiter.request("dso", limit_w=limit_w, until_ms=self.now_ms() + ttl * 1000,
                                  why="14a limit %d W" % limit_w)
         self._kick()
