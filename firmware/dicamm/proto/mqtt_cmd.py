@@ -46,14 +46,10 @@ def parse(name, payload):
         return name, None, None, "id: missing"
     if not (_is_int(cid) or (isinstance(cid, str) and 0 < len(cid) <= _MAX_ID)):
         return name, None, None, "id: must be an integer or a string of 1..%d characters" % _MAX_ID
-    from dicamm.proto import cmdspec   # the one declaration and check, as for the console
-    e = cmdspec.find(name, "m")
-    if e is None:
-        known = ", ".join(sorted(cmdspec.names("m")))
-        cmdspec.drop()
-        return name, cid, None, "unknown command %r (known: %s)" % (name, known)
-    args, err = cmdspec.check(e, obj)
-    cmdspec.drop()
+    from dicamm.proto.cmdcheck import checked   # the one check, as for the console
+    args, err = checked(name, obj)
+    if args is None and err is None:
+        return name, cid, None, "unknown command %r (known: %s)" % (name, ", ".join(names()))
     return name, cid, args, err
 
 

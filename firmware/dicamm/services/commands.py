@@ -1,7 +1,7 @@
 # The one door for changes from the console and the MQTT link: relay,
 # setpoint, schedule, dso (§14a limit), event (TAF16) and config. execute()
-# first runs the one check of proto/cmdspec.py (the fields and limits declared
-# there, the same that mqtt_cmd.parse runs), so both channels refuse the same
+# first runs the one check (proto/cmdcheck.py: the fields and limits declared
+# in proto/cmdspec.py, the same that mqtt_cmd.parse runs), so both channels refuse the same
 # things with the same words, and nothing changes on a refusal; do_<name> then
 # acts on already checked values.
 from dicamm.errors import CommandError, ConfigError
@@ -18,15 +18,10 @@ class Commands:
         return c
 
     def execute(self, name, args):
-        from dicamm.proto import cmdspec
-        e = cmdspec.find(name, "m") if isinstance(name, str) else None
-        if e is None:
-            cmdspec.drop()
-            raise CommandError("unknown command '%s'" % str(name)[:32])
-        args, err = cmdspec.check(e, args)
-        cmdspec.drop()
-        if err:
-            raise CommandError(err)
+        from dicamm.proto.cmdcheck import checked
+        args, err = checked(name, args) if isinstance(name, str) else (None, None)
+        if args is None:
+            raise CommandError(err or "unknown command '%s'" % str(name)[:32])
         return getattr(self, "do_" + name)(args)
 
     def do_relay(self, args):
