@@ -245,4 +245,6 @@ def test_declarations_are_complete():
             mod = __import__("dicamm.console." + group, None, None, ("x",))
             assert callable(getattr(mod, "cmd_" + name.replace("-", "_"), None)), "%s: no %s.cmd_%s" % (name, group, name)
     assert mqtt_cmd.names() == sorted(e[0] for e in cmdspec.COMMANDS if "m" in e[4])
+    from dicamm.console.certs import CERT_KEYS
+    assert all(k in cmdspec.find("cert")[7] for k in CERT_KEYS)   # the help names every certificate
     table.drop_big()
