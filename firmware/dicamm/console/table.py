@@ -56,4 +56,7 @@ def preload(log):
         except ImportError as e:
             log("console group %s missing: %s" % (name, e))
         drop_big()
+    find("status")   # the declarations (loaded for every line) intern their names now too
+    from dicamm.proto import cmdcheck  # noqa: F401 (and the one check, for the first command)
+    unload("dicamm.proto.cmdcheck")
     gc.collect()
