@@ -23,8 +23,8 @@ from test_han_mp import POST, Emu, cfg, run_mp
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl CLI")]
 
 # the frozen 32-bit build: the path tools/build_frozen_unix.sh BITS=32 writes, or the
-# interpreter named by DICAMM_FROZEN_MICROPYTHON (as for tools/bench.py)
-FROZEN = os.environ.get("DICAMM_FROZEN_MICROPYTHON") or os.path.join(ROOT, "build", "frozen-unix32", "micropython")
+# interpreter named by DICAMM_FROZEN32_MICROPYTHON (as for tools/bench.py)
+FROZEN = os.environ.get("DICAMM_FROZEN32_MICROPYTHON") or os.path.join(ROOT, "build", "frozen-unix32", "micropython")
 needs_frozen = pytest.mark.skipif(not os.access(FROZEN, os.X_OK),
                                   reason="no frozen unix build at %s (make setup builds it; or "
                                          "MPY_DIR=... BITS=32 tools/build_frozen_unix.sh)" % FROZEN)
