@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.setup-done
 PORT    ?= /dev/ttyUSB0
 BOARD   ?= esp32_devkitc
 
-.PHONY: setup sim test test-fast bench campaign mpy clean deploy flash console frozen-unix
+.PHONY: setup sim test test-fast bench campaign mpy clean deploy flash console frozen-unix image
 # test workers: the slow tests mostly wait on simulated time, so more than the cores
 JOBS    ?= 4
 
@@ -38,6 +38,12 @@ campaign: setup
 # make frozen-unix MPY_DIR=~/src/micropython [BITS=32]  (needs a MicroPython checkout)
 frozen-unix: setup
 	MPY_DIR=$(MPY_DIR) BITS=$(BITS) bash tools/build_frozen_unix.sh
+
+# The board's MicroPython image: firmware frozen in, ESP-IDF settings of sdkconfig.dicamm
+# (Brainpool, TLS 1.2); needs ESP-IDF and a MicroPython checkout (docs/FLASHING.md):
+# make image BOARD=esp32_devkitc MPY_DIR=~/src/micropython [VARIANT=SPIRAM_OCT]
+image:
+	BOARD=$(BOARD) MPY_DIR=$(MPY_DIR) VARIANT=$(VARIANT) bash tools/build_image.sh
 
 mpy: setup
 	$(PY) tools/build_mpy.py --board $(BOARD)

@@ -86,13 +86,13 @@ def pki(tmp_path_factory):
 
 
 class Emu:
-    def __init__(self, tmp, pki, plain=False, mode="ok"):
+    def __init__(self, tmp, pki, plain=False, mode="ok", extra=()):
         self.store = os.path.join(tmp, "gw.jsonl")
         self.control = os.path.join(tmp, "gw-control.json")
         self.set_mode(mode)
         args = [sys.executable, os.path.join(ROOT, "tools", "han_emu.py"), "--port", "0",
                 "--store", self.store, "--control", self.control, "--quiet"]
-        args += ["--plain"] if plain else ["--pki", pki]
+        args += (["--plain"] if plain else ["--pki", pki]) + list(extra)
         self.p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         self.port = json.loads(self.p.stdout.readline())["port"]
         self.scheme = "http" if plain else "https"
@@ -135,7 +135,7 @@ def cfg(emu, pki, ca="ca.pem", **kw):
 _n = [0]
 
 
-def mp_args(script, conf):
+def mp_args(script, conf, mp=MICROPYTHON):
     # Script and config go in files: this MicroPython build crashes ("uncaught
     # NLR") on a command-line argument longer than about 200 characters.
     d = conf.get("tmp") or os.path.dirname(conf["han.ca"])
@@ -145,11 +145,11 @@ def mp_args(script, conf):
         f.write(script % {"fw": FIRMWARE})
     with open(path + ".json", "w") as f:
         json.dump(conf, f)
-    return [MICROPYTHON, path + ".py", path + ".json"]
+    return [mp, path + ".py", path + ".json"]
 
 
-def run_mp(script, conf, timeout=60):
-    r = subprocess.run(mp_args(script, conf), capture_output=True, text=True, timeout=timeout)
+def run_mp(script, conf, timeout=60, mp=MICROPYTHON):
+    r = subprocess.run(mp_args(script, conf, mp), capture_output=True, text=True, timeout=timeout)
     lines = [x for x in r.stdout.splitlines() if x.startswith("{")]
     assert lines, r.stdout + r.stderr
     return json.loads(lines[-1])

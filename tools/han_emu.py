@@ -20,6 +20,15 @@ Failure modes (--mode, or at run time the control file --control holding JSON
   slow         answer after slow_ms (default 3000)
   badjson      answer 200 with a body that is not JSON
   otheruuid    answer 200 with a record naming another UUID
+  rsa-only     a gateway TR-03116-3 does not allow: an RSA certificate (rsa-gateway),
+               RSA suites only (ECDHE-RSA, RSA key transport)
+  tls1.0       a gateway TR-03116-3 does not allow: TLS 1.0 only, ECDHE-ECDSA-AES128-SHA
+
+TLS (every mode but the last two): as TR-03116-3 chapter 5 ("TLS-Kommunikation im HAN")
+asks of the gateway: TLS 1.2 only, the ECDHE-ECDSA suites with AES-128/256 in GCM or CBC
+(RFC 5289) only, ECDHE on the PKI's curve (the file "curve" that tools/mkpki.sh writes:
+prime256v1 or brainpoolP256r1/P384r1, RFC 7027). Each stored event records the version and
+suite that the handshake agreed on ("tls", "cipher").
 
 Store: every received event, one JSON line each, in --store (reloaded at
 start, so the emulator can restart without losing its sequence).
@@ -37,11 +46,36 @@ import sys
 import threading
 import time
 import uuid as uuidlib
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from simclock import SimClock  # noqa: E402
 
-MODES = ("ok", "500", "hang", "drop", "wrong-cert", "expired-cert", "slow", "badjson", "otheruuid")
+MODES = ("ok", "500", "hang", "drop", "wrong-cert", "expired-cert", "slow", "badjson", "otheruuid",
+         "rsa-only", "tls1.0")
+# BSI TR-03116-3 chapter 5 (HAN): TLS 1.2 with these suites (OpenSSL's names for
+# TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, _256_GCM_SHA384, _128_CBC_SHA256, _256_CBC_SHA384)
+TR03116_SUITES = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                  "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384")
+# the two gateways the device must refuse: (certificate, suites, TLS version)
+REFUSED = {"rsa-only": ("rsa-gateway", "ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256:AES256-SHA256", "TLSv1_2"),
+           "tls1.0": ("gateway", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0", "TLSv1")}
+
+
+def server_context(pki, name, suites=TR03116_SUITES, version="TLSv1_2", curve=None):
+    # A TLS server context of exactly one protocol version that asks for a client
+    # certificate from the test CA.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with warnings.catch_warnings():  # TLS 1.0 is deprecated: that is the point of tls1.0
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ctx.maximum_version = getattr(ssl.TLSVersion, version)
+    ctx.set_ciphers(suites)
+    if curve:
+        ctx.set_ecdh_curve(curve)
+    ctx.load_cert_chain(os.path.join(pki, name + ".pem"), os.path.join(pki, name + ".key.pem"))
+    ctx.load_verify_locations(os.path.join(pki, "ca.pem"))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
 
 
 class Gateway:
@@ -64,13 +98,16 @@ class Gateway:
                     self.counter_wh = max(self.counter_wh, e["reading_wh"])
         self.contexts = {}
         if not a.plain:
+            curve = None
+            if os.path.exists(os.path.join(a.pki, "curve")):
+                with open(os.path.join(a.pki, "curve")) as f:
+                    curve = f.read().strip()
             for mode, name in (("ok", "gateway"), ("wrong-cert", "rogue-gateway"),
                                ("expired-cert", "expired-gateway")):
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                ctx.load_cert_chain(os.path.join(a.pki, name + ".pem"), os.path.join(a.pki, name + ".key.pem"))
-                ctx.load_verify_locations(os.path.join(a.pki, "ca.pem"))
-                ctx.verify_mode = ssl.CERT_REQUIRED
-                self.contexts[mode] = ctx
+                self.contexts[mode] = server_context(a.pki, name, a.suites, curve=curve)
+            for mode, (name, suites, version) in REFUSED.items():
+                if os.path.exists(os.path.join(a.pki, name + ".pem")):
+                    self.contexts[mode] = server_context(a.pki, name, suites, version, curve)
 
     @staticmethod
     def _record_of(e):
@@ -111,7 +148,7 @@ class Gateway:
         self.counter_wh += self.a.step_wh
         return self.counter_wh
 
-    def take(self, ev, client):
+    def take(self, ev, client, tls=None):
         # -> (status, record); a repeated UUID gets the same record.
         with self.lock:
             rec = self.records.get(ev["uuid"])
@@ -122,6 +159,8 @@ class Gateway:
                      "timestamp": ev["timestamp"], "seq": self.seq, "reading_wh": self.reading_wh(),
                      "time": self.clock.now_ms() // 1000, "meter_id": self.a.meter_id,
                      "client": client, "received_real_ms": time.time_ns() // 1_000_000}
+            if tls:
+                entry["tls"], entry["cipher"] = tls
             if self.a.store:
                 with open(self.a.store, "a") as f:
                     f.write(json.dumps(entry, sort_keys=True) + "\n")
@@ -176,15 +215,20 @@ def serve(gw, raw, log):
     mode = ctl.get("mode", "ok")
     conn = raw
     client = None
+    tls = None
     try:
         raw.settimeout(30)
         if not gw.a.plain:
+            if mode in REFUSED and mode not in gw.contexts:
+                log("mode %s needs %s.pem in the PKI (tools/mkpki.sh)" % (mode, REFUSED[mode][0]))
+                return
             ctx = gw.contexts.get(mode, gw.contexts["ok"])
             try:
                 conn = ctx.wrap_socket(raw, server_side=True)
             except (ssl.SSLError, OSError) as e:
                 log("TLS handshake failed: %s" % e)
                 return
+            tls = (conn.version(), conn.cipher()[0])
             cert = conn.getpeercert() or {}
             for rdn in cert.get("subject", ()):
                 for k, v in rdn:
@@ -207,7 +251,7 @@ def serve(gw, raw, log):
         if mode == "500":
             answer(conn, 500, {"error": "emulated failure"})
             return
-        status, rec = gw.take(ev, client)
+        status, rec = gw.take(ev, client, tls)
         log("%s %s seq=%d %s" % (mode, ev["uuid"], rec["seq"], "repeat" if status == 200 else "new"))
         if mode == "drop":
             return
@@ -243,6 +287,8 @@ def main(argv=None):
     p.add_argument("--plain", action="store_true", help="plain HTTP instead of HTTPS with mutual TLS")
     p.add_argument("--pki", help="folder made by tools/mkpki.sh")
     p.add_argument("--path", default="/taf16")
+    p.add_argument("--suites", default=TR03116_SUITES,
+                   help="OpenSSL cipher list for TLS 1.2 (default: the four TR-03116-3 suites)")
     p.add_argument("--store", help="JSON-lines file of received events")
     p.add_argument("--meter-log", help="the meter emulator's log file (reading source)")
     p.add_argument("--meter-id", default="1EMH0012345678")

@@ -5,16 +5,25 @@
 #   device      the DICAMM client cert
 #   rogue-ca    a second CA, and rogue-gateway signed by it
 #   expired-gateway  signed by the test CA, validity in the past
-# Each as NAME.pem/NAME.der (certificate) and NAME.key.pem/NAME.key.der (key, EC P-256).
-# Usage: tools/mkpki.sh DIR
+#   rsa-gateway a gateway with an RSA-2048 key (signed by the test CA): a gateway that
+#               TR-03116-3 does not allow, which the device must refuse
+# Each as NAME.pem/NAME.der (certificate) and NAME.key.pem/NAME.key.der (key) on CURVE:
+# prime256v1 (NIST P-256, the default) or brainpoolP256r1 / brainpoolP384r1 as in the
+# SM-PKI (BSI TR-03116-3, 2.2 "Domainparameter fuer Elliptische Kurven").
+# Usage: tools/mkpki.sh DIR [CURVE]
 set -eu
-DIR=${1:?usage: mkpki.sh DIR}
+DIR=${1:?usage: mkpki.sh DIR [CURVE]}
+CURVE=${2:-prime256v1}
 mkdir -p "$DIR"
 cd "$DIR"
 DAYS=3650
 
 key() {  # NAME
-    openssl ecparam -name prime256v1 -genkey -noout -out "$1.key.pem" 2>/dev/null
+    if [ "$1" = rsa-gateway ]; then
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.key.pem" 2>/dev/null
+    else
+        openssl ecparam -name "$CURVE" -genkey -noout -out "$1.key.pem" 2>/dev/null
+    fi
     openssl pkey -in "$1.key.pem" -outform DER -out "$1.key.der"
 }
 
@@ -70,6 +79,10 @@ SERVER_EXT="basicConstraints=CA:FALSE
 keyUsage=digitalSignature,keyAgreement
 extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1,DNS:localhost"
+RSA_SERVER_EXT="basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost"
 CLIENT_EXT="basicConstraints=CA:FALSE
 keyUsage=digitalSignature,keyAgreement
 extendedKeyUsage=clientAuth"
@@ -80,5 +93,7 @@ leaf gateway 127.0.0.1 ca "$SERVER_EXT"
 leaf device dicamm-device ca "$CLIENT_EXT"
 leaf rogue-gateway 127.0.0.1 rogue-ca "$SERVER_EXT"
 leaf expired-gateway 127.0.0.1 ca "$SERVER_EXT" -startdate 20200101000000Z -enddate 20210101000000Z
+leaf rsa-gateway 127.0.0.1 ca "$RSA_SERVER_EXT"
 rm -f ./*.srl
-echo "PKI in $DIR"
+echo "$CURVE" > curve
+echo "PKI ($CURVE) in $DIR"

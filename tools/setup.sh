@@ -7,7 +7,12 @@ PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check -r requirements-host.txt
+# the pins into .venv, but for the ESP32 stubs: those go to build/esp32-stubs for
+# tools/esp32_api_check.py (they hold top-level machine/os/time stubs and a stdlib of their own)
+.venv/bin/pip install -q --disable-pip-version-check -r <(grep -v -e '-stubs==' requirements-host.txt)
+mkdir -p build
+.venv/bin/pip install -q --disable-pip-version-check --upgrade --no-deps --target build/esp32-stubs \
+    -r <(grep -e '-stubs==' requirements-host.txt)
 .venv/bin/python tools/fetch_mplib.py
 if ! command -v mosquitto >/dev/null 2>&1 && [[ ! -x /usr/sbin/mosquitto ]]; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then

@@ -5,14 +5,20 @@
 # The whole exchange has a deadline (real ms: a wire-level timeout), so a hung
 # gateway never blocks other tasks.
 # The bytes on the wire (request, answer, TLS error wording) are proto/han_wire.py.
-import ssl
+# TLS as BSI TR-03116-3 chapter 5 asks for the HAN: TLS 1.2 and the ECDHE-ECDSA suites
+# with AES only (han_wire.HAN_SUITES), set on MicroPython's `tls` context (the `ssl`
+# module's SSLContext wrapper has no set_ciphers). There is no minimum/maximum version
+# setting: the list holds no TLS 1.3 suite, mbedTLS 3 has no TLS 1.0/1.1, and the
+# agreed session is checked before the answer counts.
+import tls
 
 from micropython import const
 
 from dicamm.errors import LinkError
 from dicamm.platform import asyncio
 from dicamm.proto import pem
-from dicamm.proto.han_wire import body, parse_answer, parse_url, request, tls_message  # noqa: F401 (API)
+from dicamm.proto.han_wire import HAN_SUITES, check_session, parse_answer, parse_url, request
+from dicamm.proto.han_wire import body, tls_message  # noqa: F401 (API)
 
 _MAX_ANSWER = const(4096)
 
@@ -65,10 +71,16 @@ class HanClient:
     def context(self):
         # Built once; certificates are read (and PEM converted) on the way in.
         if self.ctx is None:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.load_cert_chain(read_der(self.cert_path), read_der(self.key_path))
-            ctx.load_verify_locations(cadata=read_der(self.ca_path))
-            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+            ctx.set_ciphers(HAN_SUITES)
+            try:
+                ctx.load_cert_chain(read_der(self.cert_path), read_der(self.key_path))
+                ctx.load_verify_locations(read_der(self.ca_path))
+            except ValueError as e:
+                # mbedTLS cannot parse a key or certificate on a curve it was built without
+                raise LinkError("HAN certificates not usable (%s): Brainpool needs a firmware built "
+                                "with it (docs/FLASHING.md)" % e)
+            ctx.verify_mode = tls.CERT_REQUIRED
             self.ctx = ctx
         return self.ctx
 
@@ -92,7 +104,9 @@ class HanClient:
         try:
             try:
                 w.write(req)
-                await w.drain()
+                await w.drain()  # the handshake is done once the request has left
+                if ctx is not None:
+                    check_session(w.s.cipher())
                 buf = b""
                 while len(buf) < _MAX_ANSWER:
                     chunk = await r.read(512)

@@ -9,8 +9,19 @@ from micropython import const
 from dicamm.errors import LinkError
 
 _TEXT_MAX = const(64)
-# mbedTLS: MBEDTLS_ERR_X509_CERT_VERIFY_FAILED, and the SSL layer's bad-certificate codes.
-_VERIFY_CODES = (-0x2700, -0x7780, -0x7A00)
+# BSI TR-03116-3 chapter 5 ("TLS-Kommunikation im HAN"): TLS 1.2 (RFC 5246) with
+# ECDHE-ECDSA and AES-128/256 in GCM or CBC mode (RFC 5289), spelled as mbedTLS
+# names them (tls.SSLContext.set_ciphers, SSLSocket.cipher()).
+HAN_SUITES = ("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", "TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384",
+              "TLS-ECDHE-ECDSA-WITH-AES-128-CBC-SHA256", "TLS-ECDHE-ECDSA-WITH-AES-256-CBC-SHA384")
+HAN_TLS = "TLSv1.2"
+# mbedTLS: MBEDTLS_ERR_X509_CERT_VERIFY_FAILED and MBEDTLS_ERR_SSL_BAD_CERTIFICATE;
+# ..._SSL_FATAL_ALERT_MESSAGE (the gateway broke off the handshake: with this client's
+# suites that means no suite or version in common); ..._BAD_PROTOCOL_VERSION and
+# ..._HANDSHAKE_FAILURE (this client found none in the gateway's answer).
+_VERIFY_CODES = (-0x2700, -0x7A00)
+_ALERT = const(-0x7780)
+_NO_COMMON = (-0x6E80, -0x6E00)
 
 
 def parse_url(url):
@@ -90,6 +101,15 @@ def tls_message(e):
     text = " ".join(str(e).split())
     if isinstance(e, ValueError) or code in _VERIFY_CODES or "VERIFY" in text:
         return "gateway certificate not trusted (%s)" % text
+    if code == _ALERT or code in _NO_COMMON:
+        return ("gateway refused TLS: no TLS 1.2 ECDHE-ECDSA suite of BSI TR-03116-3 in common "
+                "(gateway offers RSA or TLS < 1.2?) (%s)" % text)
     if code > 0:  # a plain errno: the gateway hung up during the handshake
         return "TLS connection closed by gateway (errno %d; device certificate refused?)" % code
     return "TLS error (%s)" % text
+
+
+def check_session(cipher):
+    # cipher: the TLS socket's cipher() after the handshake, (suite, version).
+    if cipher[1] != HAN_TLS or cipher[0] not in HAN_SUITES:
+        raise LinkError("gateway agreed on %s %s: not TLS 1.2 with a TR-03116-3 suite" % (cipher[1], cipher[0]))
