@@ -34,7 +34,7 @@ TABLE = (
     "\nsetpoint\t1\tsetpoint POWER_W|on|off [TTL_S]: a backend request (bench)"
     '\nevent\t2\tevent "TEXT": trigger a TAF16 metering record at the gateway now'
     "\nevents\t2\tTAF16 events and their acknowledgement [--last N] [--json]"
-    "\ntx\t2\ttransaction records [--last N] [--json]"
+    "\ntx\t2\ttransaction records (OCMF) [--last N] [--json] | tx key | tx export [--last N]"
     "\ncert\t3\tcertificates: cert [--json] shows subject, issuer, expiry | cert load NAME"
     "\nfactory-reset\t3\terase configuration, records, certificates and keys (asks for 'yes')"
     "\nnet\t3\tnetwork status and settings: net [--json] | net set ssid|password|hostname VALUE | net connect"
