@@ -32,10 +32,11 @@ def chain(d, n=6, stale_at=None):
     wh = 10000
     for i in range(n):
         start = T0 + i * 3600000
-        t.begin(txstore.reading(start, "S", wh, 500), METER, ocmf.identification("b%d" % i, "req-%d" % i if i % 2 else None))
+        t.begin(txstore.reading(start, "S", wh, 500), METER, ocmf.identification("b%d" % i, "req-%d" % i if i % 2 else None),
+                "b%d" % i)
         wh += 250 + i
         ef, st = ("E", "T") if i == stale_at else ("", "G")
-        t.end(txstore.reading(start + 1800000, "S", wh, 500, st, ef), REASONS[i % len(REASONS)])
+        t.end(txstore.reading(start + 1800000, "S", wh, 500, st, ef), REASONS[i % len(REASONS)], "e%d" % i)
     pub = t.public_key_hex()
     j.close()
     return str(d), pub
@@ -68,7 +69,8 @@ def test_every_record_verifies_with_pyocmf_and_has_no_eichrecht_issue(tmp_path):
         assert issues == [], (text, issues)
         assert rec.payload.FV == "1.4" and rec.payload.MS == "20231234"
         assert rec.payload.PG.startswith("T")
-        assert [r.TX for r in rec.payload.RD][:2][0] == "B"
+        assert [r.TX for r in rec.payload.RD][0] == "B"
+        assert '"XB":"b' in text and '"XE":"e' in text  # the TAF16 events, signed with it
     assert [pyocmf.OCMF.from_string(t).payload.PG for t in recs] == ["T%d" % i for i in range(1, 7)]
 
 

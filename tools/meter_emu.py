@@ -14,7 +14,9 @@ frame; this file adds the line: baud/parity check, wire timing and faults.
 
 Fault kinds: drop delay corrupt exception wrong_unit noise split. On demand, send
 JSON lines to the --control UNIX socket: {"fault": "corrupt", "count": 1, "unit": 1},
-{"load": "constant:500"}, {"clear": true}, {"serial": "20260099", "unit": 1} (a
+{"load": "constant:500"}, {"clear": true}, {"nan": N} (the next N answers carry
+an invalid import register: NaN for float32, all ones for "nan" profiles),
+{"serial": "20260099", "unit": 1} (a
 meter exchange: the identity registers show another serial; with "import_wh" the
 new meter's register starts there); each is answered with {"ok": true}.
 Identity registers (serial, model, firmware) are served as the profile's
@@ -89,6 +91,7 @@ class EmuMeter:
         self.parity = profile.get("parity", "N")
         self.integ = integ
         self.exc = None      # exception code to answer with, set per request
+        self.nan = 0         # answers left with an invalid import register
         self.served = {}     # the values the registers hold now (decoded back)
         self.device = SimDevice(id=unit, simdata=self._layout(), action=self._action)
 
@@ -166,6 +169,9 @@ class EmuMeter:
             if f[0] != fc:
                 continue
             words = encode(f, vals[name], floor=name.endswith("_wh"))
+            if name == "import_wh" and self.nan > 0 and address <= f[1] < address + count:
+                self.nan -= 1
+                words = [0x7FC0, 0x0000] if f[2] == "float32" else [0xFFFF] * len(words)
             registers[f[1] - start:f[1] - start + len(words)] = words
             if address <= f[1] and f[1] + len(words) <= address + count:
                 blk = (f[0], f[1], len(words), (name,))
@@ -352,6 +358,10 @@ class Emulator:
                     load = parse_load(cmd["load"])
                     for m in self.meters.values():
                         m.integ.set_load(self.clock.now_ms(), load)
+                if "nan" in cmd:
+                    for m in self.meters.values():
+                        if cmd.get("unit") in (None, m.unit):
+                            m.nan = int(cmd["nan"])
                 if "serial" in cmd:
                     for m in self.meters.values():
                         if cmd.get("unit") in (None, m.unit):

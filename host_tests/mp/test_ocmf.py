@@ -150,13 +150,14 @@ def test_power_cut_closes_with_p_at_the_last_noted_reading():
     path = d + "/tx.open"
     j = Journal(d, "tx", 65536, 8192)
     t = txstore.Transactions(j, KEY, GW, open_path=path, note_every_ms=60000)
-    t.begin(txstore.reading(T0, "S", 2000, 0), METER, ocmf.identification("ub"))
+    t.begin(txstore.reading(T0, "S", 2000, 0), METER, ocmf.identification("ub"), "ub")
     t.note(txstore.reading(T0 + 30000, "S", 2050, 0))  # not written yet (under 60 s)
     t.note(txstore.reading(T0 + 70000, "S", 2100, 0))  # written
     t.note(txstore.reading(T0 + 80000, "S", 2110, 0))  # only in RAM: lost at the cut
     t2 = txstore.Transactions(j, KEY, GW, open_path=path)
     assert t2.open is not None
-    s = ocmf.summary(t2.recover())
+    s = ocmf.summary(t2.recover("up"))
+    assert (s["begin"]["uuid"], s["end"]["uuid"]) == ("ub", "up")
     assert s["end"]["reason"] == "P" and s["end"]["reading_wh"] == 2100
     assert s["end"]["time_ms"] == T0 + 70000  # the reading's own time, not the restart's
     assert s["energy_wh"] == 100 and s["id"] == "ub"

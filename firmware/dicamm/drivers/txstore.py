@@ -88,13 +88,14 @@ class Transactions:
     def next_pg(self):
         return self._last_pg + 1
 
-    def begin(self, rd, meter, ident):
+    def begin(self, rd, meter, ident, uuid=None):
         # rd: reading(); meter: identity dict (vendor, model, serial, firmware);
-        # ident: ocmf.identification(). A begin while one is open ends the old
-        # one first as aborted (A) at this reading's time.
+        # ident: ocmf.identification(); uuid: the start event's. A begin while
+        # one is open ends the old one first as aborted (A) at its last reading.
         if self.open is not None:
-            self.end(self.open["last"], "A")
-        self.open = {"pg": self.next_pg(), "meter": meter, "ident": list(ident), "begin": rd, "last": rd}
+            self.end(self.open["last"], "A", uuid)
+        self.open = {"pg": self.next_pg(), "meter": meter, "ident": list(ident), "begin": rd, "last": rd,
+                     "uuid": uuid}
         self._noted_ms = rd["t"]
         self._save_open()
         return self.open
@@ -109,10 +110,10 @@ class Transactions:
             self._noted_ms = rd["t"]
             self._save_open()
 
-    def _payload(self, rd, reason):
+    def _payload(self, rd, reason, uuid):
         o = self.open
         return ocmf.payload(o["pg"], self.gateway, o["meter"], o["ident"], o["begin"], rd, reason,
-                            self.decimals)
+                            self.decimals, (o.get("uuid"), uuid))
 
     def _store(self, body, sig):
         rec = ocmf.envelope(body, sig[0], sig[1])
@@ -122,21 +123,22 @@ class Transactions:
         self._save_open()
         return rec
 
-    def end(self, rd, reason="E"):
+    def end(self, rd, reason="E", uuid=None):
         # Signs and stores the record; returns the OCMF string (None when no
-        # transaction is open). Signing takes one scalar product (ms on unix).
+        # transaction is open); uuid: the stop event's. Signing takes one
+        # scalar product (ms on unix).
         if self.open is None:
             return None
-        body = self._payload(rd, reason)
+        body = self._payload(rd, reason, uuid)
         return self._store(body, p256.sign(self.key, body.encode()))
 
-    async def end_async(self, rd, reason, pause):
+    async def end_async(self, rd, reason, pause, uuid=None):
         # As end(), but awaits pause() between the steps of the signature
         # (about 1/16 of it each), so that a slow port keeps running its other
         # tasks; pause is e.g. `lambda: asyncio.sleep_ms(0)`.
         if self.open is None:
             return None
-        body = self._payload(rd, reason)
+        body = self._payload(rd, reason, uuid)
         open_pg = self.open["pg"]
         sig = None
         for v in p256.signing(self.key, body.encode()):
@@ -148,7 +150,7 @@ class Transactions:
             return None  # ended meanwhile by someone else
         return self._store(body, sig)
 
-    def meter_exchanged(self):
+    def meter_exchanged(self, uuid=None):
         # The meter's serial changed under an open transaction: it ends
         # aborted (A) at the old meter's last reading, marked ST "X"
         # (exchanged) and EF "E" (energy not usable). Returns the record.
@@ -156,14 +158,14 @@ class Transactions:
             return None
         rd = dict(self.open["last"])
         rd["st"], rd["ef"] = "X", "E"
-        return self.end(rd, "A")
+        return self.end(rd, "A", uuid)
 
-    def recover(self):
+    def recover(self, uuid=None):
         # At start: an open transaction left by a power cut ends with P at the
         # last reading noted, with that reading's own time. Returns the record.
         if self.open is None:
             return None
-        return self.end(self.open["last"], "P")
+        return self.end(self.open["last"], "P", uuid)
 
     def list(self, last=10):
         out = []

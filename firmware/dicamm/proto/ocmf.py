@@ -89,10 +89,12 @@ def _reading(put, r, tx, obis, wh, decimals):
         tm(r["t"], r["s"]), tx, kwh(wh, decimals), obis, text(r.get("ef", "")), r.get("st", "G")))
 
 
-def payload(pg, gateway, meter, ident, begin, end, reason, decimals=3):
+def payload(pg, gateway, meter, ident, begin, end, reason, decimals=3, uuids=None):
     # The payload section (str). gateway: (GI, GS, GV); meter: dict with
     # vendor, model, serial, firmware; ident: identification(); begin/end:
-    # readings (see the header); reason: one of END_REASONS.
+    # readings (see the header); reason: one of END_REASONS; uuids: the TAF16
+    # events of begin and end, kept (signed) in the vendor extension keys XB
+    # and XE (top-level names starting with X are free for vendors).
     if reason not in END_REASONS:
         raise ValueError("bad end reason %r" % (reason,))
     if not meter.get("serial"):
@@ -104,8 +106,12 @@ def payload(pg, gateway, meter, ident, begin, end, reason, decimals=3):
     for k, f in (("MV", "vendor"), ("MM", "model"), ("MS", "serial"), ("MF", "firmware")):
         if meter.get(f):
             put(',"%s":"%s"' % (k, text(meter[f])))
-    put(',"IS":%s,"IL":"%s","IF":[],"IT":"%s","ID":"%s","RD":[' % (
+    put(',"IS":%s,"IL":"%s","IF":[],"IT":"%s","ID":"%s",' % (
         "true" if ident[0] else "false", ident[1], ident[2], text(ident[3])))
+    for k, u in zip(("XB", "XE"), uuids or ()):
+        if u:
+            put('"%s":"%s",' % (k, text(u)))
+    put('"RD":[')
     _reading(put, begin, BEGIN, OBIS_IMPORT, begin["i"], decimals)
     put(",")
     _reading(put, end, reason, OBIS_IMPORT, end["i"], decimals)
@@ -184,6 +190,9 @@ def summary(record):
             d["reason"] = rd.get("TX")
         d["reading_wh" if rd.get("RI") == OBIS_IMPORT else "export_wh"] = rvs[n]
     b, e = out.get("begin"), out.get("end")
+    for k, d in (("XB", b), ("XE", e)):
+        if d is not None and p.get(k):
+            d["uuid"] = p[k]
     if b and e:
         out["energy_wh"] = e["reading_wh"] - b["reading_wh"]
     return out

@@ -244,8 +244,8 @@ class App:
             self.fault("taf16", "not configured: set cls_id and han.url")
         tx = self.transactions
         if tx.open is not None:
-            self.raise_event("transaction %d ended by power failure" % tx.next_pg(), "stop")
-            if tx.recover():
+            ev = self.raise_event("transaction %d ended by power failure" % tx.next_pg(), "stop")
+            if tx.recover(ev["uuid"]):
                 self.info("transaction %d closed after power loss (P)" % (tx.next_pg() - 1))
         if m is not None:
             # The open transaction remembers the latest reading (with its own
@@ -258,8 +258,7 @@ class App:
         # ST X, EF E) at the old meter's last reading; a fault and an event.
         text = "meter exchanged: serial %s, was %s" % (new["serial"], old["serial"])
         self.fault("meter_id", text)
-        self.raise_event(text, "meter")
-        self.transactions.meter_exchanged()
+        self.transactions.meter_exchanged(self.raise_event(text, "meter")["uuid"])
 
     def raise_event(self, text, kind, reading_wh=None):
         # A TAF16 trigger: UUID, reading and legal time taken now, written to
@@ -302,8 +301,8 @@ class App:
             if tx is not None and rd is not None:
                 if on:
                     from dicamm.proto.ocmf import identification
-                    tx.begin(rd, m.meter_identity(), identification(e["uuid"], ev.get("request_id")))
-                elif tx.end(rd, {"dso": "R", "backend": "R", "safety": "A", "installer": "L"}.get(src, "E")):
+                    tx.begin(rd, m.meter_identity(), identification(e["uuid"], ev.get("request_id")), e["uuid"])
+                elif tx.end(rd, {"dso": "R", "backend": "R", "safety": "A", "installer": "L"}.get(src, "E"), e["uuid"]):
                     self.info("transaction %d ended" % (tx.next_pg() - 1))
         elif kind in ("window_start", "window_end"):
             self.raise_event("window %s %s%s" % (ev.get("window_id"), kind[7:],
