@@ -7,13 +7,14 @@
 import json
 
 from dicamm.drivers import fsutil
-from dicamm.proto import ocmf, p256
+from dicamm.proto import ocmf
 
 
 def load_or_create_key(path):
     # The private key (int). The file holds a 32-byte seed; a missing or short
     # file gets a new one (os.urandom), written atomically. A seed left by the
     # HMAC firmware becomes the ECDSA key unchanged.
+    from dicamm.proto import p256
     try:
         with open(path, "rb") as f:
             seed = f.read()
@@ -45,7 +46,7 @@ class Transactions:
     def __init__(self, journal, key, gateway, open_path=None, note_every_ms=900000, decimals=3):
         self.journal = journal
         self.key = key
-        self.pub = p256.public_key(key)
+        self._pub = None  # made when first asked: one scalar product
         self.gateway = gateway
         self.decimals = decimals
         self.open_path = open_path
@@ -71,10 +72,18 @@ class Transactions:
                 self.open = None
                 self._save_open()
 
+    @property
+    def pub(self):
+        if self._pub is None:
+            from dicamm.proto import p256
+            self._pub = p256.public_key(self.key)
+        return self._pub
+
     def public_key_hex(self):
         # DER SubjectPublicKeyInfo in hex: what pyocmf and the
         # Transparenzsoftware take as the key.
         from binascii import hexlify
+        from dicamm.proto import p256
         return hexlify(p256.pub_der(self.pub)).decode()
 
     def _save_open(self):
@@ -129,6 +138,7 @@ class Transactions:
         # scalar product (ms on unix).
         if self.open is None:
             return None
+        from dicamm.proto import p256  # loaded at the first signature, not at start
         body = self._payload(rd, reason, uuid)
         return self._store(body, p256.sign(self.key, body.encode()))
 
@@ -138,6 +148,7 @@ class Transactions:
         # tasks; pause is e.g. `lambda: asyncio.sleep_ms(0)`.
         if self.open is None:
             return None
+        from dicamm.proto import p256
         body = self._payload(rd, reason, uuid)
         open_pg = self.open["pg"]
         sig = None
