@@ -189,3 +189,20 @@ def test_key_created_once():
     k2 = txstore.load_or_create_key(path)
     assert k1 == k2 and 0 < k1 < p256.N
     os.remove(path)
+
+
+def test_an_open_transaction_of_the_hmac_firmware_ends_as_ocmf():
+    # Upgrade: journal and tx.open left by the firmware before issue 17.
+    import json
+    d = _dir("upgrade")
+    path = d + "/tx.open"
+    j = Journal(d, "tx", 65536, 8192)
+    j.append(b'{"pg":41,"v":1,"mac":"00"}')
+    with open(path, "w") as f:
+        f.write(json.dumps({"begin": {"reason": "B", "reading_wh": 5000, "time_ms": T0, "time_status": "S",
+                                      "uuid": "old-u"}, "last": [5100, T0 + 60000, "S"]}))
+    t = txstore.Transactions(j, KEY, GW, open_path=path)
+    s = ocmf.summary(t.recover("up"))
+    assert s["pg"] == 42 and s["energy_wh"] == 100 and s["end"]["reason"] == "P", s
+    assert s["end"]["time_ms"] == T0 + 60000 and s["begin"]["uuid"] == "old-u"
+    j.close()

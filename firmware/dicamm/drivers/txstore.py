@@ -40,6 +40,19 @@ def reading(time_ms, time_status, import_wh, export_wh=None, st="G", ef=""):
             "x": None if export_wh is None else int(export_wh), "st": st, "ef": ef}
 
 
+def _upgrade(old, pg):
+    # The open transaction as the HMAC firmware wrote it ({"begin": {reading_wh,
+    # time_ms, time_status, uuid}, "last": [wh, ms, status]}), or None.
+    try:
+        b, last = old["begin"], old["last"]
+        rd = reading(b["time_ms"], b["time_status"], b["reading_wh"])
+        return {"pg": pg, "meter": {"vendor": "", "model": "", "serial": "UNREAD", "firmware": ""},
+                "ident": list(ocmf.identification(b.get("uuid"))), "begin": rd,
+                "last": reading(last[1], last[2], last[0]), "uuid": b.get("uuid")}
+    except (KeyError, TypeError, IndexError, ValueError):
+        return None
+
+
 class Transactions:
     # gateway: (GI, GS, GV) of this device; decimals: kWh places of RV (the
     # meter's resolution, profiles.kwh_decimals).
@@ -58,13 +71,18 @@ class Transactions:
             try:
                 self._last_pg = ocmf.summary(payload)["pg"]
             except (ValueError, KeyError):
-                pass
+                try:  # a record of the HMAC firmware: OCMF carries on its count
+                    self._last_pg = int(json.loads(payload)["pg"])
+                except (ValueError, KeyError, TypeError):
+                    pass
         if open_path:
             try:
                 with open(open_path) as f:
                     self.open = json.loads(f.read())
             except (OSError, ValueError):
                 self.open = None
+            if self.open is not None and "pg" not in self.open:
+                self.open = _upgrade(self.open, self.next_pg())
             # A power cut between writing the record and removing the open
             # file leaves a transaction that is already closed: drop it.
             if self.open is not None and self.open.get("pg") is not None \
