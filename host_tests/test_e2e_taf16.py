@@ -117,7 +117,12 @@ def test_transaction_events_reach_the_gateway_and_energy_matches_the_meter(rig):
         check_fields(g)
     assert gs["text"] == "start by installer: manual on for 3 min", gs
     assert ge["text"] == "stop by default: installer request ended", ge
-    assert gs["timestamp"] == b["time_ms"] // 1000 and ge["timestamp"] == e["time_ms"] // 1000
+    # The record's readings keep their own time (the poll's, issue 17), just before
+    # the event's; the device's event says which reading it carried (reading_ms).
+    dev = {d["uuid"]: d for d in device_outbox(rig)}
+    for g, r in ((gs, b), (ge, e)):
+        assert 0 <= g["timestamp"] * 1000 + 999 - r["time_ms"] <= 5000, (g, r)
+        assert dev[g["uuid"]]["reading_ms"] == r["time_ms"] and "stale_ms" not in dev[g["uuid"]]
     assert gs["seq"] + 1 == ge["seq"]
 
     # The record's readings are values the meter emulator served just before the
@@ -284,8 +289,8 @@ def test_record_chain_verifies_and_tampering_is_found(rig, tmp_path):
     shutil.copytree(data, alt)
     name, recs = _segments(str(alt))[0]
     text = recs[0][1].decode()
-    i = text.index('"RV":') + 5
-    text = text[:i] + str(int(text[i]) ^ 1) + text[i + 1:]  # one digit of the begin reading
+    i = text.index(",", text.index('"RV":')) - 1  # the last digit of the begin reading
+    text = text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1:]
     recs[0] = (recs[0][0], text.encode())
     _rewrite(str(alt / name), recs)
     rc, s = _verify(key, str(alt))
