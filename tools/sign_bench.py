@@ -4,8 +4,9 @@
 Runs a unix micropython (the 64-bit one of the venv, and a 32-bit build such as
 build/frozen-unix32/micropython when given) on the signing of an OCMF-sized
 payload: ms per signature (mean of 10), bytes allocated by one signature (GC
-churn, not held), and the smallest -X heapsize (KiB) in which the import of the
-module and one signature succeed. Printed as JSON; `make bench` takes it too.
+churn, not held), the smallest -X heapsize (KiB) in which the import of the
+module and one signature succeed, and what of it the signature needs beyond the
+import alone (sign_heap_kib). Printed as JSON; `make bench` takes it too.
 
   tools/sign_bench.py [--micropython PATH] [--micropython32 PATH]
 """
@@ -27,19 +28,19 @@ d = p256.private_from_seed(bytes(range(32)))
 msg = b'{"FV":"1.4","GI":"DICAMM","PG":"T1","RD":[]}' * 14
 gc.collect()
 a0 = gc.mem_alloc()
-sig = p256.sign(d, msg)
+sig = p256.sign(d, msg) if %d else None
 churn = gc.mem_alloc() - a0
 n = %d
 t0 = time.ticks_us()
 for _ in range(n):
     p256.sign(d, msg)
-us = time.ticks_diff(time.ticks_us(), t0) // n
+us = time.ticks_diff(time.ticks_us(), t0) // n if n else 0
 print("RESULT", us, churn)
 """
 
 
-def _run(mp, heap_kib, n):
-    script = _SCRIPT % (os.path.join(ROOT, "firmware"), n)
+def _run(mp, heap_kib, n, sign=True):
+    script = _SCRIPT % (os.path.join(ROOT, "firmware"), 1 if sign else 0, n if sign else 0)
     r = subprocess.run([mp, "-X", "heapsize=%dk" % heap_kib, "-c", script], capture_output=True, text=True,
                        timeout=120)
     for line in r.stdout.splitlines():
@@ -49,18 +50,24 @@ def _run(mp, heap_kib, n):
     return None
 
 
+def _min_heap(mp, sign):
+    lo, hi = 2, 256  # lo fails (or untested), hi passes
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _run(mp, mid, 1, sign) is not None:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def measure(mp, n=10):
     got = _run(mp, 256, n)
     if got is None:
         return {"error": "signing failed on %s" % mp}
-    lo, hi = 2, 256  # lo fails (or untested), hi passes
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _run(mp, mid, 1) is not None:
-            hi = mid
-        else:
-            lo = mid
-    return {"sign_ms": round(got[0] / 1000, 2), "sign_alloc_bytes": got[1], "min_heap_kib": hi}
+    with_sign, base = _min_heap(mp, True), _min_heap(mp, False)
+    return {"sign_ms": round(got[0] / 1000, 2), "sign_alloc_bytes": got[1], "min_heap_kib": with_sign,
+            "sign_heap_kib": with_sign - base}
 
 
 def figures(mp=None, mp32=None):
