@@ -58,12 +58,18 @@ class Meter:
                 del r[k]
         return r
 
-    async def read_identity(self):
+    async def read_identity(self, only=None, known=None):
         # {"vendor", "model", "serial", "firmware"} from the meter's own
-        # registers where the profile has them, else from the profile.
+        # registers where the profile has them, else from the profile; `only`:
+        # the names to read now (one transaction for the serial), the others
+        # taken from `known`.
         p = self.profile
         out = {"vendor": p.get("vendor", ""), "model": p.get("model", p["name"]), "serial": "", "firmware": ""}
+        if known:
+            out.update(known)
         for name, spec in (p.get("identity") or {}).items():
+            if only is not None and name not in only:
+                continue
             data = await self.master.read_registers(self.unit, spec[0], spec[1], spec[2])
             v = profiles.identity_value(spec, data)
             if v:

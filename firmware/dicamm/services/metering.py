@@ -85,11 +85,16 @@ class Metering:
         # Reads the meter's identity; a serial other than the known one is an
         # exchange: the energy floor is reset (the new meter counts from its
         # own reading) and the listeners are told. Returns the identity.
-        new = await self.meter.read_identity()
-        self._identity_at = self.clock.ticks_ms()
         old = self.identity
+        # after the first full read only the serial: one short transaction
+        new = await self.meter.read_identity(None if old is None else ("serial",), old)
+        self._identity_at = self.clock.ticks_ms()
         self.identity = new
         if old is not None and new["serial"] != old["serial"]:
+            try:  # another meter: its model and firmware too
+                self.identity = new = await self.meter.read_identity()
+            except ModbusError:
+                pass
             self.exchanged = (old["serial"], new["serial"])
             self.meter.floor = {}
             self.ok = False  # the last reading was the old meter's
@@ -151,6 +156,7 @@ class Metering:
                 except ModbusError as e:  # tried again after identity_ms; readings go on
                     self._identity_at = self.clock.ticks_ms()
                     self.identity_error = str(e)
+                continue  # one transaction a turn: the reserved check comes first again
             try:
                 await self.read_now()
             except ModbusError:
