@@ -166,12 +166,15 @@ def test_status_state_and_discovery_are_retained(rig):
         d = state.json()
         assert d["relay"] in ("on", "off") and d["firmware"] and isinstance(d["faults"], list)
         assert "source" in d and d["time_status"] in ("S", "I", "U")
+        assert "limit_w" in d and "limit_until_ms" in d  # the §14a limit in force (None: none)
         uid = "dicamm_" + DEV
         want = {("sensor", "power"): ("power", "W", "meter", "power_w"),
                 ("sensor", "energy_import"): ("energy", "Wh", "meter", "import_wh"),
                 ("sensor", "energy_export"): ("energy", "Wh", "meter", "export_wh"),
-                ("binary_sensor", "relay"): ("power", None, "state", "relay"),
-                ("sensor", "mode"): (None, None, "state", "mode")}
+                ("sensor", "grid_limit"): ("power", "W", "state", "limit_w"),
+                ("sensor", "time_status"): ("enum", None, "state", "time_status"),
+                ("switch", "relay"): (None, None, "state", "relay"),
+                ("select", "mode"): (None, None, "state", "mode")}
         for (comp, key), (cls, unit, topic, field) in want.items():
             t = "homeassistant/%s/%s/%s/config" % (comp, uid, key)
             m = late.wait_for(lambda m: m.topic == t, DEADLINE)
@@ -182,6 +185,11 @@ def test_status_state_and_discovery_are_retained(rig):
             assert c["availability_topic"] == P + "status" and c["device"]["identifiers"] == [uid]
             if cls == "energy":
                 assert c["state_class"] == "total_increasing"
+            # Home Assistant 2026.4: default_entity_id, not object_id; origin; device identity
+            assert "object_id" not in c and c["default_entity_id"] == "%s.dicamm_%s_%s" % (
+                comp, DEV.replace("-", "_"), key), c
+            assert c["origin"]["name"] and c["device"]["serial_number"] and c["device"]["sw_version"]
+            assert ("expire_after" in c) == (topic == "meter"), c
     finally:
         late.close()
 

@@ -310,7 +310,7 @@ def _time_between(rig, fw, offset_ms=0):
 def test_time_status_through_the_firmware(tmp_path):
     speed = 300
     start = day_start_ms("2026-11-03") + 10 * HOUR - 90_000
-    cfg = {"time": {"retry_s": 5, "resync_s": 16, "timeout_ms": 400, "samples": 2,
+    cfg = {"time": {"retry_s": 15, "resync_s": 16, "timeout_ms": 400, "samples": 2,
                     "max_drift_ms": 100, "drift_ppm": 100}}  # S lasts 1000 s without a sync
     rig = Rig(tmp_path / "rig", speed=speed, start_ms=start, load="constant:800",
               sntp=("silent", "silent", "silent"), config=cfg, han=None).start()

@@ -188,7 +188,9 @@ def test_telemetry_commands_discovery(tmp_path, cleanup):
     assert all(m.qos == 1 for m in sub.topics("/qh"))
 
     # Home Assistant discovery
-    disc = {m.topic: m.json() for m in sub.wait_count(lambda m: m.topic.startswith("homeassistant/"), 5)}
+    # (7 entities, and the 2 of the read-only relay form retired with empty payloads)
+    disc = {m.topic: m.json() if m.payload else None
+            for m in sub.wait_count(lambda m: m.topic.startswith("homeassistant/"), 9)}
     power = disc["homeassistant/sensor/dicamm_%s/power/config" % DEV]
     assert power["device_class"] == "power" and power["unit_of_measurement"] == "W"
     assert power["state_topic"] == P + "meter" and power["availability_topic"] == P + "status"
@@ -196,8 +198,12 @@ def test_telemetry_commands_discovery(tmp_path, cleanup):
         e = disc["homeassistant/sensor/dicamm_%s/%s/config" % (DEV, key)]
         assert e["device_class"] == "energy" and e["unit_of_measurement"] == "Wh"
         assert e["state_class"] == "total_increasing"
-    assert disc["homeassistant/binary_sensor/dicamm_%s/relay/config" % DEV]["payload_on"] == "on"
-    assert "value_json.mode" in disc["homeassistant/sensor/dicamm_%s/mode/config" % DEV]["value_template"]
+    # the backend may command the relay over MQTT: a switch and a mode select
+    assert disc["homeassistant/switch/dicamm_%s/relay/config" % DEV]["payload_on"] == "on"
+    assert disc["homeassistant/switch/dicamm_%s/relay/config" % DEV]["command_topic"] == P + "cmd/relay"
+    assert "value_json.mode" in disc["homeassistant/select/dicamm_%s/mode/config" % DEV]["value_template"]
+    assert disc["homeassistant/binary_sensor/dicamm_%s/relay/config" % DEV] is None
+    assert all("object_id" not in c for c in disc.values() if c)
 
     # every command, good and bad: one ack each, in order
     sent = []

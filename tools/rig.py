@@ -186,8 +186,7 @@ class Rig:
                "meter": {"port": self.pty, "model": self.meters[0].split(":")[1],
                          "address": int(self.meters[0].split(":")[0]), "timeout_ms": 300, "retries": 2},
                "time": {"servers": ["127.0.0.1:%d" % p for p in self.sntp_ports[1:]],
-                        "gateway": "127.0.0.1:%d" % self.sntp_ports[0] if self.sntp_ports else "",
-                        "sample_gap_ms": 0},
+                        "gateway": "127.0.0.1:%d" % self.sntp_ports[0] if self.sntp_ports else ""},
                # the meter emulator follows the relay file every 20 real ms (more under load):
                # at 1440x the element's power shows up tens of device seconds after the switch
                "relay": {"min_on_s": 120, "min_off_s": 120, "max_cycles_per_h": 6, "nominal_w": self.element_w,
@@ -248,6 +247,16 @@ class Rig:
         with open(self.sntp_controls[index] + ".new", "w") as f:
             f.write(mode)
         os.replace(self.sntp_controls[index] + ".new", self.sntp_controls[index])
+
+    def sntp_stats(self, index):
+        """What SNTP emulator `index` saw: {"requests": N, "times_ms": [simulated ms, ...]}."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(5)
+        try:
+            s.sendto(b"stats", ("127.0.0.1", self.sntp_ports[index]))
+            return json.loads(s.recv(65535).decode())
+        finally:
+            s.close()
 
     def set_han(self, mode, **extra):
         d = {"mode": mode}

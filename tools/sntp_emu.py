@@ -18,6 +18,8 @@ start several instances for several servers. Modes:
 The mode can be changed at run time by writing it into the --control file
 (read when it changes) or by sending the UDP datagram b"mode MODE" to the server
 port (answer b"ok MODE" or b"error ..."). Each change is printed as a JSON line.
+The datagram b"stats" is answered with JSON: {"requests": N, "times_ms": [...]},
+the simulated time of every client request so far (to check a client's manners).
 """
 import argparse
 import json
@@ -47,6 +49,7 @@ class SntpEmu:
         self.jumps = []  # [(device_ms, delta_ms)]
         self.answered = 0
         self.requests = 0
+        self.times_ms = []  # simulated time of each client request
         self.set_mode(mode)
 
     def set_mode(self, text):
@@ -91,6 +94,7 @@ class SntpEmu:
         if len(req) < 48 or req[0] & 7 != 3:
             return None
         self.requests += 1
+        self.times_ms.append(self.clock.now_ms())
         if self.kind == "silent":
             return None
         vn = (req[0] >> 3) & 7 or 4
@@ -162,6 +166,9 @@ def main(argv=None):
             continue
         data, addr = sock.recvfrom(512)
         t2 = emu.now_ms()
+        if data == b"stats":
+            sock.sendto(json.dumps({"requests": emu.requests, "times_ms": emu.times_ms}).encode(), addr)
+            continue
         if data.startswith(b"mode "):
             sock.sendto(emu.control(data[5:].decode("ascii", "replace")).encode(), addr)
             continue

@@ -89,7 +89,7 @@ def test_set_get_unset_per_type():
         assert "9600" in msg
         _refused(c, "no.such.key", "1")
         c.get("time.servers").append("x")      # a copy: the default stays intact
-        assert len(c.get("time.servers")) == 3
+        assert len(c.get("time.servers")) == 4
     finally:
         _rmtree(d)
 

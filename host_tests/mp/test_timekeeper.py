@@ -1,11 +1,13 @@
 # TimeKeeper with a fake clock and a fake SNTP query: majority rule, status
-# S/I/U, drift budget, kiss-o'-death, resync cadence.
+# S/I/U, drift budget, kiss-o'-death, resync cadence, and the manners towards
+# each server of RFC 4330 section 10 (dicamm.proto.ntp_poll).
 # Dual test: runs on MicroPython and CPython.
 import asyncio
 
 from dicamm.errors import LinkError
 from dicamm.proto.sntp_packet import SntpReject
-from dicamm.services.timekeeper import TimeKeeper, parse_hostport
+from dicamm.proto.time_vote import parse_hostport
+from dicamm.services.timekeeper import TimeKeeper
 
 TRUE0 = 1767225600000  # true UTC at tick 0
 S = 1000
@@ -17,8 +19,9 @@ class FakeClock:
     def __init__(self, wall_error_ms=-123456):
         self.t = 0
         self.wall_off = TRUE0 + wall_error_ms
-        self.sleeps = []
-        self.stop_after = None
+        self.sleeps = []  # the run loop's waits (burst gaps, <= 10 s by the schema, not listed)
+        self.stop_after = None  # stop the run loop after this many waits
+        self.stop_at = None  # ... or at this tick
 
     def ticks_ms(self):
         return self.t
@@ -39,14 +42,18 @@ class FakeClock:
         return device_ms  # a board's clock: device time is real time
 
     async def sleep_ms(self, ms):
-        self.sleeps.append(ms)
-        if self.stop_after is not None and len(self.sleeps) >= self.stop_after:
+        if ms > 10 * S:
+            self.sleeps.append(ms)
+            if self.stop_after is not None and len(self.sleeps) >= self.stop_after:
+                raise StopLoop()
+        if self.stop_at is not None and self.t + ms > self.stop_at:
             raise StopLoop()
         self.t += ms
         await asyncio.sleep(0)
 
 
-class StopLoop(Exception):
+class StopLoop(BaseException):
+    # not an Exception: the run loop's own `except Exception` must not swallow it
     pass
 
 
@@ -57,9 +64,11 @@ class FakeNet:
         self.clock = clock
         self.plan = plan
         self.calls = []
+        self.times = {}  # host -> ticks of each request
 
     async def query(self, host, port, timeout_ms):
         self.calls.append((host, port))
+        self.times.setdefault(host, []).append(self.clock.t)
         answers = self.plan[host]
         a = answers.pop(0) if len(answers) > 1 else answers[0]
         if isinstance(a, Exception):
@@ -72,7 +81,7 @@ class FakeNet:
 def make(plan, servers=("a", "b", "c"), gateway=None, **cfg):
     clock = FakeClock()
     net = FakeNet(clock, plan)
-    config = {"time.servers": servers if isinstance(servers, str) else list(servers), "time.sample_gap_ms": 0, "time.samples": 4,
+    config = {"time.servers": servers if isinstance(servers, str) else list(servers), "time.samples": 4,
               "time.max_drift_ms": 1000, "time.drift_ppm": 50}
     if gateway:
         config["time.gateway"] = gateway
@@ -124,10 +133,10 @@ def test_gateway_preferred_when_it_agrees():
 
 def test_two_sources_disagreeing_set_nothing():
     clock, net, tk = make({"a": [(0, 10)], "b": [(3600000, 10)]}, servers=("a", "b"))
-    wall0 = clock.wall_ms()
+    wall0 = clock.wall_off
     assert sync(tk) is False
     assert tk.status() == "U"
-    assert clock.wall_ms() == wall0  # not stepped
+    assert clock.wall_off == wall0  # not stepped
     assert "no majority" in tk.last_error
     assert tk.servers["a"]["status"] == "rejected"
 
@@ -137,7 +146,8 @@ def test_single_source_accepted_and_noted():
     assert sync(tk)
     assert tk.status() == "S" and tk.source == "b" and tk.single_source
     assert tk.info()["single_source"] is True
-    assert tk.servers["a"] == {"status": "error", "gateway": False, "reason": "a: timeout"}
+    assert tk.servers["a"] == {"status": "error", "gateway": False, "reason": "a: timeout",
+                               "next_s": 60, "interval_s": 60, "stopped": None}
 
 
 def test_single_source_far_off_rejected_while_we_are_synced():
@@ -236,18 +246,116 @@ def test_never_s_without_sync_over_time():
 
 
 def test_kiss_of_death():
+    # RFC 4330 section 8 (kiss-o'-death) and 10: RATE means ask less often, DENY and
+    # RSTR mean stop asking.
     clock, net, tk = make({"a": [SntpReject("kod RATE", "RATE")], "b": [SntpReject("kod DENY", "DENY")],
                            "c": [(0, 10)]})
     assert sync(tk)
     assert tk.servers["a"]["reason"] == "kod RATE" and tk.servers["b"]["reason"] == "kod DENY"
     assert net.calls.count(("a", 123)) == 1  # no more samples after a kiss
+    # RATE: the server's interval is at least twice the resync interval (3600 s)
+    assert tk.servers["a"]["interval_s"] == 7200 and tk.servers["b"]["stopped"] == "DENY"
     net.calls = []
-    sync(tk)  # a skipped once (RATE), b skipped for good (DENY)
-    assert ("a", 123) not in net.calls and ("b", 123) not in net.calls
-    assert tk.servers["a"]["status"] == "skipped"
+    clock.advance(HOUR)
+    sync(tk)
+    assert net.calls == [("c", 123)]
+    assert tk.servers["b"]["status"] == "stopped" and "DENY" in tk.servers["b"]["reason"]
     net.calls = []
+    clock.advance(HOUR + S)
     sync(tk)
     assert ("a", 123) in net.calls and ("b", 123) not in net.calls
+    # a second RATE doubles it again, an answer does not undo it
+    assert tk.servers["a"]["interval_s"] == 14400
+    net.plan["a"] = [(0, 10)]
+    clock.advance(4 * HOUR + S)
+    net.calls = []
+    sync(tk)
+    assert ("a", 123) in net.calls and tk.servers["a"]["interval_s"] == 14400
+    # DENY holds until the configured sources change
+    tk.config["time.servers"] = ["c", "b"]
+    net.calls = []
+    sync(tk)
+    assert ("b", 123) in net.calls
+
+
+def test_first_sync_bursts_then_one_request_per_server():
+    # RFC 4330 section 10 and NTP's iburst: a first sync may ask each server up to 4
+    # times, at least 2 s apart; after that one request per server per sync.
+    clock, net, tk = make({"a": [(0, 10)], "b": [(0, 10)], "c": [(0, 10)]}, sample_gap_ms=0, samples=8)
+    assert sync(tk)
+    for host in "abc":
+        t = net.times[host]
+        assert len(t) == 4, t
+        assert all(t[i + 1] - t[i] >= 2 * S for i in range(3)), t
+    clock.advance(15 * S)
+    net.times = {}
+    assert sync(tk)
+    assert {h: len(t) for h, t in net.times.items()} == {"a": 1, "b": 1, "c": 1}
+
+
+def test_never_twice_within_15_s_whatever_the_config():
+    # RFC 4330 section 10: "MUST NOT under any conditions use a poll interval less
+    # than 15 seconds" - not the installer's `time sync`, not a 1 s retry.
+    clock, net, tk = make({"a": [(0, 10)]}, servers=("a",), retry_s=1, resync_s=1)
+    assert sync(tk)  # the burst's last request is the sync's last step
+    net.calls = []
+    clock.advance(14 * S)
+    assert sync(tk) is False and net.calls == []
+    assert tk.status() == "S"
+    assert tk.last_error == "no time source due: the next may be asked in 1 s", tk.last_error
+    clock.advance(S)
+    assert sync(tk) and net.calls == [("a", 123)]
+
+
+def test_a_day_of_run_against_good_rate_and_silent_servers():
+    # The whole day through run(): every request to one server is 15 s or more after
+    # the previous one (burst excepted), the RATE server is asked ever less often,
+    # the silent one with exponential back-off from retry_s up to resync_s, and the
+    # good one keeps the status S.
+    clock, net, tk = make({"a": [(0, 10)], "b": [SntpReject("kod RATE", "RATE")], "c": [LinkError("c: timeout")]},
+                          resync_s=1800, retry_s=30)
+    clock.stop_at = 24 * HOUR
+    statuses = set()
+
+    async def watch():
+        while True:
+            statuses.add(tk.status())
+            await asyncio.sleep(0)
+
+    async def main():
+        w = asyncio.create_task(watch())
+        try:
+            await tk.run()
+        finally:
+            w.cancel()
+    try:
+        asyncio.run(main())
+    except StopLoop:
+        pass
+    gaps = {h: [t[i + 1] - t[i] for i in range(len(t) - 1)] for h, t in net.times.items()}
+    assert all(g >= 2 * S for g in gaps["a"][:3]) and all(g >= 15 * S for g in gaps["a"][3:]), gaps["a"]
+    assert gaps["a"][3:] and max(gaps["a"][3:]) <= 1800 * S + 10 * S
+    rate = gaps["b"]
+    assert rate[0] >= 2 * 1800 * S and all(rate[i + 1] >= 2 * rate[i] - 10 * S or rate[i + 1] >= 86400 * S
+                                      for i in range(len(rate) - 1)), rate
+    assert len(net.times["b"]) <= 5, net.times["b"]  # 1 h, 2 h, 4 h, 8 h, ... after the first
+    silent = [g for g in gaps["c"] if g > 10 * S]  # between syncs (a sync's burst gives up after 2)
+    assert silent[0] >= 30 * S and silent[-1] <= 1800 * S + 10 * S, silent
+    assert all(silent[i + 1] >= silent[i] - 10 * S for i in range(len(silent) - 1)), silent
+    assert 1800 * S - 10 * S <= silent[-1], silent
+    assert min(g for g in gaps["c"]) >= 2 * S
+    assert statuses == {"U", "S"} and tk.status() == "S"
+
+
+def test_silence_then_answers_burst_again():
+    # after a long silence (3 failed syncs) the next answer starts with a burst again
+    clock, net, tk = make({"a": [LinkError("t")]}, servers=("a",), retry_s=30, resync_s=1800)
+    for _ in range(3):
+        sync(tk)
+        clock.advance(tk.next_due_ms())
+    net.plan["a"] = [(0, 10)]
+    net.times = {}
+    assert sync(tk) and len(net.times["a"]) == 4
 
 
 def test_run_resync_cadence():
@@ -354,3 +462,40 @@ def test_strict_config_and_drift_defaults():
     assert tk.status() == "S"
     clock.advance(S)
     assert tk.status() == "U"
+
+
+def test_silent_servers_back_off_exponentially():
+    # RFC 4330 section 10: a client must back off when a server does not answer;
+    # here from retry_s (30 s) doubling up to resync_s (1800 s), per server.
+    clock, net, tk = make({"a": [LinkError("a: timeout")], "b": [LinkError("b: timeout")]}, servers=("a", "b"),
+                          resync_s=1800, retry_s=30)
+    clock.stop_at = 6 * HOUR
+    try:
+        asyncio.run(tk.run())
+    except StopLoop:
+        pass
+    for host in "ab":
+        t = net.times[host]
+        gaps = [(t[i + 1] - t[i]) // S for i in range(len(t) - 1)]
+        # a burst at the start (ended after 2 failures, 2 s apart), then single requests
+        # further and further apart; one more short burst after 3 silent syncs
+        assert gaps[0] == 2 and all(g >= 15 for g in gaps[1:] if g != 2), gaps
+        assert gaps.count(2) == 2, gaps
+        waits = [g for g in gaps if g != 2]
+        # each wait at least the back-off in force, and late by at most one retry round
+        # (the other server's round, a burst's 2 s)
+        for i, w in enumerate(waits):
+            want = min(1800, 30 << i)
+            assert want <= w <= want + 30, (i, waits)
+        assert waits[-1] >= 1800, waits
+    assert tk.status() == "U" and tk.last_error == "no time source answered"
+
+
+def test_the_schema_cannot_ask_for_bad_manners():
+    # RFC 4330 section 10 in the config schema: no retry or resync under 15 s, a
+    # burst of at most 4, at least 2 s apart
+    from dicamm.drivers.config import SCHEMA
+    from dicamm.proto.ntp_poll import BURST_GAP_MS, BURST_MAX, MIN_POLL_S
+    assert SCHEMA["time.retry_s"][2] >= MIN_POLL_S and SCHEMA["time.resync_s"][2] >= MIN_POLL_S
+    assert SCHEMA["time.samples"][3] == BURST_MAX and SCHEMA["time.sample_gap_ms"][2] == BURST_GAP_MS
+    assert len(SCHEMA["time.servers"][1]) == 4 and SCHEMA["time.servers"][1][3] == "ptbtime4.ptb.de"

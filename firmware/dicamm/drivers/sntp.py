@@ -4,8 +4,10 @@
 # the answer deadline is real time (time.ticks_ms), as for every wire-level
 # timeout. Waiting uses the asyncio IO queue (StreamReader on the socket), so
 # T4 is read as soon as the datagram arrives and other tasks keep running.
-# DNS: socket.getaddrinfo() blocks on boards (lwIP) for up to a few seconds;
-# the gateway is normally given as an IP address, so this is accepted.
+# DNS: socket.getaddrinfo() blocks on boards (lwIP) for up to a few seconds and
+# tells no TTL, so an answer is kept for an hour of real time (RFC 4330 section 10:
+# a client should not resolve the name for every request), and dropped at once
+# when the server stops answering (it may have moved).
 import socket
 import time
 
@@ -17,6 +19,7 @@ from dicamm.proto import sntp_packet
 from dicamm.errors import LinkError
 
 NTP_PORT = const(123)
+_DNS_KEEP_MS = const(3600000)
 
 
 class SntpClient:
@@ -27,14 +30,26 @@ class SntpClient:
         # One buffer serves every query: a console `time sync` running beside
         # the background resync waits its turn instead of sharing it.
         self._lock = asyncio.Lock()
+        self._dns = {}  # (host, port) -> (address, real ticks when resolved)
+        self.resolved = 0  # DNS lookups made
 
-    async def query(self, host, port=NTP_PORT, timeout_ms=1000):
-        # -> (offset_ms, delay_ms, server, stratum); raises LinkError
-        # (SntpReject with .kod for a server that refused us).
+    def _address(self, host, port):
+        key = (host, port)
+        hit = self._dns.get(key)
+        if hit and time.ticks_diff(time.ticks_ms(), hit[1]) < _DNS_KEEP_MS:
+            return hit[0]
         try:
             addr = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0][-1]
         except Exception as e:  # OSError or a port's own gaierror
             raise LinkError("dns %s: %r" % (host, e))
+        self.resolved += 1
+        self._dns[key] = (addr, time.ticks_ms())
+        return addr
+
+    async def query(self, host, port=NTP_PORT, timeout_ms=1000):
+        # -> (offset_ms, delay_ms, server, stratum); raises LinkError
+        # (SntpReject with .kod for a server that refused us).
+        addr = self._address(host, port)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
@@ -43,7 +58,12 @@ class SntpClient:
             async with self._lock:
                 return await self._exchange(sock, host, timeout_ms)
         except OSError as e:
+            self._dns.pop((host, port), None)
             raise LinkError("%s: %r" % (host, e))
+        except LinkError as e:
+            if getattr(e, "kod", None) is None:  # silence or garbage: ask DNS again next time
+                self._dns.pop((host, port), None)
+            raise
         finally:
             sock.close()
 

@@ -61,6 +61,11 @@ class Arbiter:
     def get(self, source):
         return self._req.get(source)
 
+    def dso_limit(self, now_ms):
+        # -> (limit_w, until_ms or None) of the grid operator's live limit, or None
+        r = self._req.get("dso")
+        return (r[2], r[3]) if self._live(r, now_ms) else None
+
     def _live(self, r, now_ms):
         return r is not None and (r[3] is None or now_ms < r[3])
 

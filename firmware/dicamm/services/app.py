@@ -7,7 +7,6 @@ import sys
 import time
 
 from dicamm.platform import asyncio
-
 from dicamm import VERSION
 from dicamm.drivers.clock import Clock
 from dicamm.proto.ringlog import RingLog
@@ -377,8 +376,9 @@ class App:
         st = c.status() if c is not None else {}
         inst = st.get("sources", {}).get("installer") or {}
         faults = sorted(self.faults) + sorted(st.get("faults", {}))
-        return {"relay": st.get("state", "off"), "source": st.get("source"),
-                "mode": inst.get("request") or "auto", "faults": faults,
+        limit = (c.arbiter.dso_limit(c.now_ms()) if c is not None else None) or (None, None)
+        return {"relay": st.get("state", "off"), "source": st.get("source"), "mode": inst.get("request") or "auto",
+                "faults": faults, "limit_w": limit[0], "limit_until_ms": limit[1],
                 "time_status": self.timekeeper.status(), "firmware": VERSION}
 
 

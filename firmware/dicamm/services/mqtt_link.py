@@ -13,8 +13,7 @@
 # the link is dropped and retried with exponential backoff and jitter. Every
 # link fault ends in one place (run -> _drop), so metering and control never
 # wait on the network. Connecting and each turn of publishing wait on the load
-# profile's boundary gate, so a handshake or a burst never delays the
-# quarter-hour reading.
+# profile's boundary gate: a handshake or a burst never delays the qh reading.
 import json
 import time
 
@@ -395,6 +394,7 @@ class MqttLink:
     # -- Home Assistant discovery -------------------------------------------
 
     def _discovery(self):
-        from dicamm.proto.mqtt_discovery import messages
-        for topic, payload in messages(self._get("mqtt.discovery_prefix", "homeassistant"), self.prefix, self.device_id):
+        from dicamm import VERSION
+        from dicamm.proto.mqtt_discovery import for_link
+        for topic, payload in for_link(self._get, self.prefix, self.device_id, VERSION, mqtt_cmd.names()):
             self._send(topic, payload, True)

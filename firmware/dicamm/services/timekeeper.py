@@ -3,20 +3,14 @@
 # U unknown).
 #
 # Sources, in order of preference: the smart meter gateway (time.gateway,
-# "host[:port]", optional), then time.servers (default the three PTB servers).
-# A sync asks every source time.samples times and keeps its answer with the
-# shortest round trip (least asymmetry error). Then the majority rule:
-#   two sources agree when their offsets differ by at most
-#   max(500 ms, delay_a + delay_b)   (each offset is only known to +-delay/2;
-#   the factor 2 leaves room for path asymmetry and server jitter);
-#   the source agreeing with most others (ties: the preferred one) is the pivot;
-#   it must be agreed with by more than half of the sources that answered,
-#   else nothing is set ("no majority"); sources not agreeing with it are
-#   rejected. The clock is stepped by the offset of the most preferred
-#   agreeing source.
-# With a single answering source there is nothing to vote: it is accepted and
-# noted (single_source), unless our own time is still S and the source is
-# further off than the drift budget allows: then our clock is the second vote.
+# "host[:port]", optional), then time.servers (default PTB's four servers).
+# How often each may be asked is dicamm.proto.ntp_poll's business (RFC 4330
+# section 10: never twice within 15 s, a short burst only for the first sync,
+# back-off on silence, kiss-o'-death obeyed). A sync asks every source that is due
+# once (a first sync: a burst of time.samples, the answer with the shortest round
+# trip, i.e. least asymmetry error, wins), then votes across the sources
+# (dicamm.proto.time_vote: the majority, or our own synchronised clock as the
+# second vote against a single source) and steps the clock by the chosen offset.
 #
 # Status S lasts while age_ms * drift_ppm / 1e6 <= max_drift_ms (integers).
 # The age runs on the device's monotonic ticks, not on the wall clock (which
@@ -24,8 +18,9 @@
 # old sync look fresh; run() looks at least once a day.
 # Config keys (config.get(key), None = default): time.gateway, time.servers,
 # time.max_drift_ms (1000), time.drift_ppm (0 = 50), time.resync_s (3600),
-# time.retry_s (60), time.samples (4), time.timeout_ms (1000, real time),
-# time.sample_gap_ms (1000, real time), time.max_delay_ms (1000, real time).
+# time.retry_s (60), time.samples (4, the first sync's burst),
+# time.sample_gap_ms (2000, the burst's gap, device time), time.timeout_ms
+# (1000, real time), time.max_delay_ms (1000, real time).
 from dicamm.platform import asyncio
 
 from time import ticks_diff
@@ -34,35 +29,14 @@ from micropython import const
 
 from dicamm import platform
 from dicamm.errors import ConfigError, LinkError
+from dicamm.proto.ntp_poll import BURST_GAP_MS, Peer
+from dicamm.proto.time_vote import AGREE_MIN_MS, parse_hostport, vote
 
-DEFAULT_SERVERS = ("ptbtime1.ptb.de", "ptbtime2.ptb.de", "ptbtime3.ptb.de")
-_NTP_PORT = const(123)
-_AGREE_MIN_MS = const(500)
+# PTB's two sites (Braunschweig: ptbtime1-3, Berlin: ptbtime4)
+DEFAULT_SERVERS = ("ptbtime1.ptb.de", "ptbtime2.ptb.de", "ptbtime3.ptb.de", "ptbtime4.ptb.de")
 _DEFAULT_PPM = const(50)
 _MAX_WAIT_MS = const(3600000)  # run() looks at the age at least this often
-_FAILS_PER_SOURCE = const(2)  # give up on a source after this many failed samples
-
-
-def parse_hostport(s, default_port=_NTP_PORT):
-    # "host[:port]" -> (host, port); IPv6 literals are not supported.
-    s = s.strip()
-    if not s:
-        raise ConfigError("empty time server")
-    i = s.rfind(":")
-    if i < 0:
-        return s, default_port
-    try:
-        port = int(s[i + 1:])
-    except ValueError:
-        raise ConfigError("bad port in %r" % s)
-    if not 0 < port < 65536 or i == 0:
-        raise ConfigError("bad time server %r" % s)
-    return s[:i], port
-
-
-def _agree(a, b):
-    # a, b: (label, offset_ms, delay_ms, stratum)
-    return abs(a[1] - b[1]) <= max(_AGREE_MIN_MS, a[2] + b[2])
+_FAILS_PER_SOURCE = const(2)  # end a burst after this many failed samples
 
 
 class TimeKeeper:
@@ -82,7 +56,9 @@ class TimeKeeper:
         self.servers = {}  # label -> last result or rejection reason
         self.last_error = None
         self.syncs = 0
-        self._kod = {}  # label -> rounds to skip (-1: for good)
+        self._peers = {}  # label -> ntp_poll.Peer
+        self._peers_key = None  # the configured sources they belong to
+        self._peer_tick = clock.ticks_ms()
         self.last_step = None  # (legal ms after the step, step ms)
         self.suspect_step = None
 
@@ -109,6 +85,12 @@ class TimeKeeper:
         for label in list(self.servers):
             if label not in labels:
                 del self.servers[label]  # dropped from the config
+        key = ",".join(labels)
+        if key != self._peers_key:
+            # another set of sources: every server starts afresh (a DENY included)
+            self._peers_key = key
+            self._peers = {}
+            self._peer_tick = self.clock.ticks_ms()
         res = []
         for label, gw in out:
             try:
@@ -159,7 +141,7 @@ class TimeKeeper:
         # The installer sets the time by hand: informative, never S.
         by = unix_ms - self.clock.wall_ms()
         self.clock.set_wall_ms(unix_ms)
-        if abs(by) > _AGREE_MIN_MS:
+        if abs(by) > AGREE_MIN_MS:
             self.last_step = (unix_ms, by)
         self.suspect_step = None
         self._manual = True
@@ -176,35 +158,48 @@ class TimeKeeper:
             self._query = SntpClient(self.clock).query
         return self._query
 
-    async def _best_sample(self, label, host, port, gw):
+    def _look(self):
+        # Let every server's wait run down by the device time since the last look.
+        now = self.clock.ticks_ms()
+        gone = ticks_diff(now, self._peer_tick)
+        self._peer_tick = now
+        for peer in self._peers.values():
+            peer.elapse(gone)
+
+    def _peer(self, label):
+        peer = self._peers.get(label)
+        if peer is None:
+            peer = self._peers[label] = Peer()
+        return peer
+
+    async def _best_sample(self, label, host, port, gw, peer):
         # Best-by-delay sample of one source, or None (reason in self.servers).
         query = self._get_query()
-        samples = max(1, int(self._cfg("time.samples", 4)))
+        samples = peer.samples(self._cfg("time.samples", 4))
         timeout = int(self._cfg("time.timeout_ms", 1000))
-        gap = int(self._cfg("time.sample_gap_ms", 1000))
+        gap = max(BURST_GAP_MS, int(self._cfg("time.sample_gap_ms", BURST_GAP_MS)))
         max_delay = int(self._cfg("time.max_delay_ms", 1000))
         best = None
         err = None
+        kod = None
+        answered = False
         fails = 0
         for i in range(samples):
-            if i and gap > 0:
-                await asyncio.sleep_ms(gap)
+            if i:
+                await self.clock.sleep_ms(gap)
             try:
                 offset, delay, _, stratum = await query(host, port, timeout)
             except LinkError as e:
                 kod = getattr(e, "kod", None)
+                err = "kod " + kod if kod else str(e)
                 if kod:
-                    # RFC 4330: DENY/RSTR mean stop asking; RATE (and the
-                    # rest) mean ask less: skip the source in the next round.
-                    self._kod[label] = -1 if kod in ("DENY", "RSTR") else 1
-                    err = "kod " + kod
-                    best = None
+                    best = None  # a kiss ends the burst; nothing from this server counts
                     break
-                err = str(e)
                 fails += 1
                 if fails >= _FAILS_PER_SOURCE:
                     break
                 continue
+            answered = True
             # the limit is on the wire's round trip, in real time like timeout_ms (on a
             # board the same; on the fast bench clock a 2 ms round trip is seconds)
             if self.clock.real_ms_for(delay) > max_delay:
@@ -212,30 +207,53 @@ class TimeKeeper:
                 continue
             if best is None or delay < best[2]:
                 best = (label, offset, delay, stratum)
+        self._look()
+        resync_ms = int(self._cfg("time.resync_s", 3600)) * 1000
+        if kod:
+            peer.kiss(kod, resync_ms)
+        elif best or answered:
+            peer.answer()
+        else:
+            peer.failed(int(self._cfg("time.retry_s", 60)) * 1000, resync_ms)
         r = {"status": "ok" if best else "error", "gateway": gw, "reason": None if best else err}
         if best:
             r["offset_ms"] = best[1]
             r["delay_ms"] = best[2]
             r["stratum"] = best[3]
+        r.update(peer.info())
         self.servers[label] = r
         return best
 
     async def sync_once(self):
-        # Ask all sources, vote, step the clock. -> True if the clock was set.
+        # Ask every source that is due, vote, step the clock. -> True if the clock was set.
         cands = []
-        for label, host, port, gw in self._sources():
-            skip = self._kod.get(label, 0)
-            if skip:
-                if skip > 0:
-                    self._kod[label] = skip - 1
-                self.servers[label] = {"status": "skipped", "gateway": gw,
-                                       "reason": "kiss-o'-death: " + ("denied" if skip < 0 else "rate limited")}
+        waiting = None
+        asked = 0
+        sources = self._sources()
+        self._look()
+        for label, host, port, gw in sources:
+            peer = self._peer(label)
+            if not peer.due():
+                r = self.servers.get(label) or {"status": "waiting", "gateway": gw, "reason": None}
+                if peer.stopped:
+                    r = {"status": "stopped", "gateway": gw,
+                         "reason": "kiss-o'-death %s: not asked again until a restart or a change of time sources" % peer.stopped}
+                else:
+                    waiting = peer.wait_ms if waiting is None else min(waiting, peer.wait_ms)
+                r.update(peer.info())
+                self.servers[label] = r
                 continue
-            best = await self._best_sample(label, host, port, gw)
+            asked += 1
+            best = await self._best_sample(label, host, port, gw, peer)
             if best:
                 cands.append(best)
         if not cands:
-            self.last_error = "no time source answered"
+            if not asked and waiting is not None:
+                self.last_error = "no time source due: the next may be asked in %d s" % ((waiting + 999) // 1000)
+            elif not asked:
+                self.last_error = "no time source left to ask"
+            else:
+                self.last_error = "no time source answered"
             return False
         chosen = self._vote(cands)
         if chosen is None:
@@ -257,6 +275,12 @@ class TimeKeeper:
         self.last_error = None
         return True
 
+    def next_due_ms(self):
+        # device ms until some source may be asked again (None: none ever will)
+        self._look()
+        waits = [p.wait_ms for p in self._peers.values() if not p.stopped]
+        return min(waits) if waits else None
+
     def _note_step(self, offset, delay):
         # What the firmware can say about a step it is about to make. While S,
         # our own clock cannot be further off than the drift budget: a larger
@@ -267,12 +291,12 @@ class TimeKeeper:
         left = self._fresh_left_ms()
         if left is not None and left >= 0:
             max_drift, ppb = self._budget()
-            budget = self._age * ppb // 1000000000 + delay + _AGREE_MIN_MS
+            budget = self._age * ppb // 1000000000 + delay + AGREE_MIN_MS
             if abs(offset) > budget:
                 self.suspect_step = {"by_ms": offset, "budget_ms": budget, "at_ms": self.clock.wall_ms() + offset}
                 self.last_error = "time stepped by %d ms while synchronised (drift budget %d ms): check the time sources" % (
                     offset, budget)
-        if abs(offset) > _AGREE_MIN_MS:
+        if abs(offset) > AGREE_MIN_MS:
             self.last_step = (self.clock.wall_ms() + offset, offset)
 
     def error_bound_ms(self):
@@ -290,43 +314,16 @@ class TimeKeeper:
         return self.last_step is not None and self.last_step[0] >= unix_ms
 
     def _vote(self, cands):
-        n = len(cands)
-        if n == 1:
-            c = cands[0]
-            left = self._fresh_left_ms()
-            if left is not None and left >= 0:
-                max_drift, _ = self._budget()
-                if abs(c[1]) > max(_AGREE_MIN_MS, c[2] + max_drift):
-                    self._reject(c, "single source, %d ms off our synchronised clock" % c[1])
-                    self.last_error = "single source disagrees with our synchronised clock"
-                    return None
-            return c
-        pivot, support = None, 0
-        for a in cands:
-            k = 0
-            for b in cands:
-                if _agree(a, b):
-                    k += 1
-            if k > support:  # strict: ties keep the preferred (earlier) source
-                pivot, support = a, k
-        if support * 2 <= n:
-            for c in cands:
-                self._reject(c, "no majority")
-            self.last_error = "time sources disagree: no majority of %d" % n
-            return None
-        chosen = None
-        for c in cands:
-            if _agree(pivot, c):
-                if chosen is None:
-                    chosen = c
-            else:
-                self._reject(c, "disagrees with majority by %d ms" % (c[1] - pivot[1]))
+        left = self._fresh_left_ms()
+        own = self._budget()[0] if left is not None and left >= 0 else None
+        chosen, rejected, err = vote(cands, own)
+        for label, reason in rejected:
+            r = self.servers[label]
+            r["status"] = "rejected"
+            r["reason"] = reason
+        if err:
+            self.last_error = err
         return chosen
-
-    def _reject(self, c, reason):
-        r = self.servers[c[0]]
-        r["status"] = "rejected"
-        r["reason"] = reason
 
     # --- task ---------------------------------------------------------------
     async def run(self):
@@ -344,6 +341,9 @@ class TimeKeeper:
                 wait = min(resync, max(retry, left))
             else:
                 wait = min(retry, resync)
+            due = self.next_due_ms()  # no use waking before a source may be asked
+            if due is not None and due > wait:
+                wait = due
             await self.clock.sleep_ms(max(1000, min(wait, _MAX_WAIT_MS)))
 
     def info(self):
