@@ -111,7 +111,7 @@ LIMIT = "grid operator limit 0 W for 600 s (14a EnWG)"
 RELAY_CASES = [
     ("safety may cut min on",
      [(0, False, 0, "initial"), (300, True, 0, "firmware"), (348, False, 0, "firmware")], [],
-     [_ev(1, START), _ev(2, SAFETY)], {"u2": "EE"}, [], {"forced": 1}),
+     [_ev(1, START), _ev(2, SAFETY)], {"u2": "A"}, [], {"forced": 1}),
     ("the schedule may not",
      [(300, True, 0, "firmware"), (348, False, 0, "firmware")], [],
      [_ev(1, START), _ev(2, "stop by default: schedule request ended")], {"u2": "E"}, [],
@@ -127,7 +127,7 @@ RELAY_CASES = [
      [_ev(1, START), _ev(2, SAFETY)], {"u2": "E"}, [], {"v": ["ended its transaction E"], "forced": 1}),
     ("dso with a 14a limit on record may cut min on",
      [(300, True, 0, "firmware"), (348, False, 0, "firmware")], [],
-     [_ev(1, START), _ev(2, LIMIT), _ev(3, "stop by dso: 14a limit 0 W")], {"u3": "ER"}, [], {"forced": 1}),
+     [_ev(1, START), _ev(2, LIMIT), _ev(3, "stop by dso: 14a limit 0 W")], {"u3": "R"}, [], {"forced": 1}),
     ("dso without one, or after it was lifted, may not",
      [(300, True, 0, "firmware"), (348, False, 0, "firmware")], [],
      [_ev(1, START), _ev(2, LIMIT), _ev(3, "grid operator limit lifted (14a EnWG)"),

@@ -353,7 +353,9 @@ def test_qh_events_gateway_records_and_tx(rig):
     tx = b.all("tx")[-1].json()
     local = {r["pg"]: r for r in fw.json("tx --json --last 50")["tx"]}
     assert tx["pg"] in local
-    assert {k: v for k, v in tx.items() if k != "seq"} == local[tx["pg"]]  # the signed record, unchanged
+    assert {k: v for k, v in tx.items() if k not in ("seq", "ocmf")} == local[tx["pg"]]
+    import pyocmf  # the signed OCMF record, unchanged: its signature holds under the device's key
+    assert pyocmf.OCMF.from_string(tx["ocmf"]).verify_signature(fw.command("tx key")[0].strip())
     for name in STREAMS:
         check_stream(rig, name, None)
 

@@ -1,12 +1,12 @@
 # End to end on the MicroPython unix port: TAF16 event triggers reach the HAN
-# gateway emulator (mutual TLS) and the device keeps chained transaction records
+# gateway emulator (mutual TLS) and the device keeps signed OCMF transaction records
 # whose energy is the meter emulator's, all on one simulated clock (60x).
 #
 # Issue 5: a transaction's two events arrive with the right fields and the
 # record's energy equals the meter's; with the gateway failing (500, hang, drop)
 # and the firmware killed at 20+ random moments, every event arrives exactly
-# once and in order, and transactions cut by a kill end with EP; the record chain
-# verifies with tools/verify_tx.py and tampering is found; a gateway certificate
+# once and in order, and transactions cut by a kill end with TX P; the records
+# verify with tools/verify_tx.py and pyocmf and tampering is found; a gateway certificate
 # from another CA is refused with a clear error.
 import json
 import os
@@ -105,8 +105,8 @@ def test_transaction_events_reach_the_gateway_and_energy_matches_the_meter(rig):
     tx = rig.fw.json("tx --json --last 1")
     rec = tx["tx"][-1]
     b, e = rec["begin"], rec["end"]
-    assert b["reason"] == "B" and e["reason"] == "E"
-    assert rec["cls_id"] == CLS_ID and rec["meter_model"] == "sdm630"
+    assert e["reason"] == "E" and b["st"] == e["st"] == "G" and b["ef"] == e["ef"] == ""  # OCMF table 7, 10
+    assert rec["meter_model"] == "SDM630-Modbus" and rec["meter_serial"].isdigit()
     assert b["time_status"] == "S" and e["time_status"] == "S"
     assert rec["energy_wh"] == e["reading_wh"] - b["reading_wh"]
 
@@ -117,7 +117,12 @@ def test_transaction_events_reach_the_gateway_and_energy_matches_the_meter(rig):
         check_fields(g)
     assert gs["text"] == "start by installer: manual on for 3 min", gs
     assert ge["text"] == "stop by default: installer request ended", ge
-    assert gs["timestamp"] == b["time_ms"] // 1000 and ge["timestamp"] == e["time_ms"] // 1000
+    # The record's readings keep their own time (the poll's, issue 17), just before
+    # the event's; the device's event says which reading it carried (reading_ms).
+    dev = {d["uuid"]: d for d in device_outbox(rig)}
+    for g, r in ((gs, b), (ge, e)):
+        assert 0 <= g["timestamp"] * 1000 + 999 - r["time_ms"] <= 5000, (g, r)
+        assert dev[g["uuid"]]["reading_ms"] == r["time_ms"] and "stale_ms" not in dev[g["uuid"]]
     assert gs["seq"] + 1 == ge["seq"]
 
     # The record's readings are values the meter emulator served just before the
@@ -192,7 +197,7 @@ def test_gateway_failing_then_back_and_kills_lose_or_duplicate_nothing(rig):
         open_path = os.path.join(rig.root, "data", "tx.open")
         if os.path.exists(open_path):
             with open(open_path) as f:
-                ep_expected.append(json.loads(f.read())["begin"]["uuid"])
+                ep_expected.append(json.loads(f.read())["uuid"])
         rig.start_firmware()
         rig.fw.wait_for("status --json", lambda d: "outbox" in d, timeout=60)
     rig.set_han("ok")
@@ -215,17 +220,17 @@ def test_gateway_failing_then_back_and_kills_lose_or_duplicate_nothing(rig):
     for g in gws:
         assert acks[g["uuid"]]["seq"] == g["seq"]
 
-    # transactions open at a kill were closed with EP, each exactly once
+    # transactions open at a kill were closed with TX P (OCMF table 7), each exactly once
     recs = rig.fw.json("tx --json --last 1000")["tx"]
     begins = [r["begin"]["uuid"] for r in recs]
     assert len(begins) == len(set(begins)), "a transaction was recorded twice"
     by_begin = {r["begin"]["uuid"]: r for r in recs}
     for u in ep_expected:
-        assert by_begin[u]["end"]["reason"] == "EP", by_begin[u]
+        assert by_begin[u]["end"]["reason"] == "P", by_begin[u]
     assert [r["pg"] for r in recs] == list(range(recs[0]["pg"], recs[0]["pg"] + len(recs)))
     texts = {e["uuid"]: e["text"] for e in dev}
     for r in recs:
-        if r["end"]["reason"] == "EP":
+        if r["end"]["reason"] == "P":
             assert "ended by power failure" in texts[r["end"]["uuid"]]
     print("kill campaign: %d kills, %d events delivered once each, %d transactions (%d EP)" % (
         KILLS, len(dev), len(recs), len(ep_expected)))
@@ -265,20 +270,28 @@ def test_record_chain_verifies_and_tampering_is_found(rig, tmp_path):
     rc, summary = _verify(key, data)
     assert rc == 0 and summary["ok"], summary
     assert summary["records"] >= 2
-    # the export printed by `tx --json` verifies too
-    export = tmp_path / "tx.json"
-    export.write_text(json.dumps(rig.fw.json("tx --json --last 1000")["tx"]))
-    rc, s2 = _verify(key, str(export))
-    assert rc == 0 and s2["records"] == summary["records"]
+    # the export printed by `tx export` (one OCMF string per line) verifies
+    # with the public key the device shows, and with pyocmf
+    export = tmp_path / "tx.txt"
+    lines = [x for x in rig.fw.command("tx export") if x.startswith("OCMF|")]
+    export.write_text("\n".join(lines) + "\n")
+    pub = rig.fw.command("tx key")[0].strip()
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "verify_tx.py"), "--pubkey", pub, str(export),
+                        "--json"], capture_output=True, text=True, timeout=60)
+    s2 = json.loads(p.stdout)
+    assert p.returncode == 0 and s2["records"] == summary["records"], s2
+    import pyocmf
+    for line in lines:
+        assert pyocmf.OCMF.from_string(line).verify_signature(pub), line
 
     # altered: one reading changed, journal CRC made good again
     alt = tmp_path / "altered"
     shutil.copytree(data, alt)
     name, recs = _segments(str(alt))[0]
-    rec = json.loads(recs[0][1])
-    rec["end"]["reading_wh"] += 1
-    rec["energy_wh"] += 1
-    recs[0] = (recs[0][0], json.dumps(rec, sort_keys=True, separators=(",", ":")).encode())
+    text = recs[0][1].decode()
+    i = text.index(",", text.index('"RV":')) - 1  # the last digit of the begin reading
+    text = text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1:]
+    recs[0] = (recs[0][0], text.encode())
     _rewrite(str(alt / name), recs)
     rc, s = _verify(key, str(alt))
     assert rc == 1 and any("altered" in p["problem"] for p in s["problems"]), s

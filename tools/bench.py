@@ -531,6 +531,8 @@ def main(argv=None):
     res["modbus_least_bytes_per_poll"] = {k: v["least_bytes"] for k, v in prof.items()}
     res["modbus_energy_read"] = {k: [v["energy_tx"], v["energy_bytes"]] for k, v in prof.items()}
     res["modbus_measured"] = wire
+    import sign_bench  # one ECDSA signature: time and heap (64-bit, and the 32-bit build when given)
+    res.update(sign_bench.figures(fwproc.MICROPYTHON, a.frozen32_micropython or a.plain32_micropython))
     if heap_thread is not None:
         heap_thread.join()
         res.update(heap_res)

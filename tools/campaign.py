@@ -80,7 +80,7 @@ QH_S = 900
 KINDS = ("drop", "delay", "corrupt", "exception", "wrong_unit", "noise", "split")
 BAD_FRAMES = ("corrupt", "wrong_unit", "exception", "drop")  # answers that carry no valid value
 RELAY = {"min_on_s": 120, "min_off_s": 120, "max_cycles_per_h": 6}
-TX_END = {"safety": "EE", "dso": "ER", "backend": "ER"}  # a transaction's end reason by stop source (else E)
+TX_END = {"safety": "A", "dso": "R", "backend": "R", "installer": "L"}  # OCMF TX of the end by stop source (else E)
 RUN_FILE = "campaign-run.json"  # what only the campaign saw (relay edges, actions), kept for --check-only
 DELAY_FAULT_MS = 1500     # the meter emulator's `delay` fault (its --delay-ms default), real ms
 NO_ANSWER = ("drop", "delay", "corrupt", "wrong_unit")  # bus faults after which the master waits out its deadline
@@ -429,11 +429,10 @@ def check(rec, a=None):
     if bad_ev:
         problems.append("event readings not served by the meter: %s" % [e["reading_wh"] for e in bad_ev[:5]])
 
-    # transactions: once each, chain intact
+    # transactions: once each, signatures and pagination intact
     import verify_tx
-    with open(os.path.join(rec.root, "device.key"), "rb") as f:
-        key = f.read()
-    recs, tx_problems = verify_tx.verify(data, key)
+    pub = verify_tx.key_file_public(os.path.join(rec.root, "device.key"))
+    recs, tx_problems = verify_tx.verify(data, pub)
     good = [r for _, r in recs if isinstance(r, dict)]
     pgs = [r.get("pg") for r in good]
     bad_tx = [r for r in good for side in ("begin", "end")

@@ -14,7 +14,13 @@ frame; this file adds the line: baud/parity check, wire timing and faults.
 
 Fault kinds: drop delay corrupt exception wrong_unit noise split. On demand, send
 JSON lines to the --control UNIX socket: {"fault": "corrupt", "count": 1, "unit": 1},
-{"load": "constant:500"}, {"clear": true}; each is answered with {"ok": true}.
+{"load": "constant:500"}, {"clear": true}, {"nan": N} (the next N answers carry
+an invalid import register: NaN for float32, all ones for "nan" profiles),
+{"serial": "20260099", "unit": 1} (a
+meter exchange: the identity registers show another serial; with "import_wh" the
+new meter's register starts there); each is answered with {"ok": true}.
+Identity registers (serial, model, firmware) are served as the profile's
+"identity" says: --serial (default 2026000 + unit), model and firmware texts.
 Every read answered (or faulted) is logged to --log as a JSON line:
 {"t_ms", "unit", "function", "address", "count", "import_wh", "export_wh", "power_w", "fault"}.
 A meter whose baud or parity differs from the pty's current termios setting stays
@@ -39,7 +45,7 @@ for _p in (HERE, os.path.join(ROOT, "host_tests", "shims"), os.path.join(ROOT, "
         sys.path.insert(0, _p)
 
 from dicamm.proto import profiles  # noqa: E402
-from emu_load import Integrator, parse_load  # noqa: E402
+from emu_load import WMS_PER_WH, Integrator, parse_load  # noqa: E402
 from simclock import SimClock  # noqa: E402
 
 from pymodbus.constants import ExcCodes  # noqa: E402
@@ -77,13 +83,15 @@ def _words_bytes(words):
 
 
 class EmuMeter:
-    def __init__(self, unit, profile, baud, integ):
+    def __init__(self, unit, profile, baud, integ, serial=None):
         self.unit = unit
+        self.serial = str(serial if serial is not None else 2026000 + unit)
         self.profile = profile
         self.baud = baud
         self.parity = profile.get("parity", "N")
         self.integ = integ
         self.exc = None      # exception code to answer with, set per request
+        self.nan = 0         # answers left with an invalid import register
         self.served = {}     # the values the registers hold now (decoded back)
         self.device = SimDevice(id=unit, simdata=self._layout(), action=self._action)
 
@@ -102,6 +110,8 @@ class EmuMeter:
                 for a, b in p.get("ranges", ()):
                     if any(a <= x < b for x in addrs[fn]):
                         addrs[fn].update(range(a, b))
+        for spec in (p.get("identity") or {}).values():
+            addrs[spec[0]].update(range(spec[1], spec[1] + spec[2]))
         idn = p.get("ident")
         ident_words = None
         if idn:
@@ -128,6 +138,20 @@ class EmuMeter:
         bits = [SimData(0, values=False, datatype=DataType.BITS)]
         return (bits, list(bits), blocks[3], blocks[4])
 
+    def identity_words(self):
+        # {(function, register): words} of the identity registers now.
+        out = {}
+        texts = {"serial": self.serial, "model": self.profile.get("model", ""), "firmware": "1.0.7-emu"}
+        for name, (fn, reg, cnt, kind) in (self.profile.get("identity") or {}).items():
+            if kind == "ascii":
+                b = texts[name].encode()[:2 * cnt].ljust(2 * cnt, b"\0")
+                words = list(struct.unpack(">%dH" % cnt, b))
+            else:
+                v = int(texts[name]) if texts[name].isdigit() else 0
+                words = [(v >> (16 * (cnt - 1 - i))) & 0xFFFF for i in range(cnt)]
+            out[(fn, reg)] = words
+        return out
+
     def values(self):
         p = self.integ.power_w()
         cur = abs(p) / VOLTAGE / self.profile.get("phases", 1)
@@ -145,10 +169,16 @@ class EmuMeter:
             if f[0] != fc:
                 continue
             words = encode(f, vals[name], floor=name.endswith("_wh"))
+            if name == "import_wh" and self.nan > 0 and address <= f[1] < address + count:
+                self.nan -= 1
+                words = [0x7FC0, 0x0000] if f[2] == "float32" else [0xFFFF] * len(words)
             registers[f[1] - start:f[1] - start + len(words)] = words
             if address <= f[1] and f[1] + len(words) <= address + count:
                 blk = (f[0], f[1], len(words), (name,))
                 self.served[name] = profiles.decode(self.profile, blk, _words_bytes(words))[name]
+        for (ifn, reg), words in self.identity_words().items():
+            if ifn == fc and start <= reg and reg + len(words) <= start + len(registers):
+                registers[reg - start:reg - start + len(words)] = words
         idn, words = self.ident
         if idn and idn[0] == fc:
             registers[idn[1] - start:idn[1] - start + len(words)] = words
@@ -328,6 +358,17 @@ class Emulator:
                     load = parse_load(cmd["load"])
                     for m in self.meters.values():
                         m.integ.set_load(self.clock.now_ms(), load)
+                if "nan" in cmd:
+                    for m in self.meters.values():
+                        if cmd.get("unit") in (None, m.unit):
+                            m.nan = int(cmd["nan"])
+                if "serial" in cmd:
+                    for m in self.meters.values():
+                        if cmd.get("unit") in (None, m.unit):
+                            m.serial = str(cmd["serial"])
+                            if "import_wh" in cmd:
+                                m.integ.advance(self.clock.now_ms())
+                                m.integ.import_wms = int(cmd["import_wh"]) * WMS_PER_WH
                 if cmd.get("clear"):
                     self.queue.clear()
                 reply = {"ok": True}
@@ -379,6 +420,7 @@ def main(argv=None):
     ap.add_argument("--pty-link", help="symlink to the pty's slave side")
     ap.add_argument("--load", default="constant:1000")
     ap.add_argument("--import-wh", type=int, default=1234567, help="import register at start")
+    ap.add_argument("--serial", help="serial number of the (first) meter")
     ap.add_argument("--export-wh", type=int, default=0)
     ap.add_argument("--relay-file")
     ap.add_argument("--element-w", type=int, default=3000)
@@ -394,8 +436,9 @@ def main(argv=None):
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     clock = SimClock.from_args(args)
     t0 = clock.now_ms()
-    meters = [EmuMeter(u, p, b, Integrator(parse_load(args.load), t0, args.import_wh, args.export_wh))
-              for u, p, b in args.meter]
+    meters = [EmuMeter(u, p, b, Integrator(parse_load(args.load), t0, args.import_wh, args.export_wh),
+                       args.serial if i == 0 else None)
+              for i, (u, p, b) in enumerate(args.meter)]
     emu = Emulator(args, meters, clock)
     try:
         asyncio.run(emu.run())

@@ -38,6 +38,7 @@ def _tz():
 def load(workdir):
     """Everything the picture needs, from the rig's work folder."""
     from bench import qh_decode, qh_expand, read_journal_raw
+    from dicamm.proto.ocmf import summary  # the OCMF transaction records
     data = os.path.join(workdir, "device", "data")
 
     def journal(name, decode):
@@ -58,7 +59,7 @@ def load(workdir):
     except FileNotFoundError:
         pass
     return {"qh": qh_expand(journal("qh", qh_decode)), "events": journal("outbox", json.loads),
-            "tx": journal("tx", json.loads), "power": power}
+            "tx": journal("tx", summary), "power": power}
 
 
 def render(rig_or_workdir, png, date=None, title=None):

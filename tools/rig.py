@@ -80,7 +80,7 @@ class Rig:
     def __init__(self, workdir, speed=1, start_ms=None, meters=("1:sdm630",), load="day",
                  element_w=3000, element_broken=False, wire_timing=False, meter_faults=(),
                  sntp=("good", "good", "good"), han="tls", mqtt=False, heap="512k",
-                 config=None, import_wh=1_000_000, seed=1, lead_ms=1500, slow=None):
+                 config=None, import_wh=1_000_000, seed=1, lead_ms=1500, slow=None, meter_serial=None):
         self.workdir = os.path.abspath(str(workdir))
         self.root = os.path.join(self.workdir, "device")
         os.makedirs(self.root, exist_ok=True)
@@ -100,6 +100,7 @@ class Rig:
         self.heap = heap
         self.config_extra = config or {}
         self.import_wh = import_wh
+        self.meter_serial = meter_serial  # the emulated meter's serial number (its default if None)
         self.seed = seed
         self.procs = []
         self.sntp_ports = []
@@ -127,6 +128,8 @@ class Rig:
                 "--seed", str(self.seed)] + self.clock.args()
         for m in self.meters:
             argv += ["--meter", m]
+        if self.meter_serial:
+            argv += ["--serial", self.meter_serial]
         if self.element_broken:
             argv.append("--element-broken")
         if self.wire_timing:

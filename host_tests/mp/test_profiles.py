@@ -199,3 +199,48 @@ def test_identification():
     assert not profiles.ident_matches(profiles.get("em111"), b"\x00\x00")
     u = profiles.from_json(_user(ident={"register": 0x8960, "value": "XY"}))
     assert u["ident"] == (3, 0x8960, 1, b"XY") and profiles.ident_matches(u, b"XY")
+
+
+def test_invalid_values_never_become_values():
+    # Issue 17: a NaN (decoded as None), a negative or a backwards-running
+    # energy register, or a NaN power, is refused with "invalid value ...".
+    names = ("power_w", "import_wh", "export_wh")
+    good = {"power_w": 10, "import_wh": 1000, "export_wh": 0}
+    assert profiles.invalid(good, names) is None
+    assert profiles.invalid(good, names, {"import_wh": 1000, "export_wh": 0}) is None
+    cases = [({"import_wh": None}, "import_wh not finite"), ({"export_wh": -1}, "export_wh negative"),
+             ({"power_w": None}, "power_w not finite"), ({"import_wh": 999}, "import_wh ran backwards")]
+    for change, want in cases:
+        r = dict(good)
+        r.update(change)
+        why = profiles.invalid(r, names, {"import_wh": 1000})
+        assert why is not None and why.startswith("invalid value: " + want), (change, why)
+    # the energy-only read of a boundary checks only what it read
+    assert profiles.invalid({"import_wh": 5, "export_wh": 0}, ("import_wh", "export_wh")) is None
+    # a NaN float32 from the wire decodes to None, which invalid() refuses
+    nan = _one(profiles.get("sdm630"), "import_wh", _f("7fc00000"))
+    assert nan is None and profiles.invalid({"import_wh": nan, "export_wh": 0}, ("import_wh",))
+
+
+def test_kwh_decimals_follow_the_register():
+    assert profiles.kwh_decimals(profiles.get("sdm630")) == 3   # float32 kWh: Wh
+    assert profiles.kwh_decimals(profiles.get("abb_b21")) == 2  # 0.01 kWh
+    assert profiles.kwh_decimals(profiles.get("em111")) == 1    # 0.1 kWh
+
+
+def test_identity_registers():
+    for name in ("sdm72dm", "sdm120", "sdm630", "abb_b21", "abb_b23", "em111"):
+        assert "serial" in profiles.get(name)["identity"], name
+    sdm = profiles.get("sdm630")["identity"]["serial"]
+    assert sdm == (3, 0xFC00, 2, "u32")
+    assert profiles.identity_value(sdm, _w(0x0134, 0x5678)) == "20207224"  # 0x01345678
+    abb = profiles.get("abb_b23")["identity"]
+    assert profiles.identity_value(abb["model"], b"B23 112-100\x00") == "B23 112-100"
+    assert profiles.identity_value(profiles.get("em111")["identity"]["serial"], b"BN2401234 \x00\x00\x00\x00\x00") \
+        == "BN2401234"
+    u = profiles.from_json(_user(identity={"serial": {"register": 0x1000, "type": "ascii", "count": 4},
+                                           "firmware": {"register": 0x1010, "type": "u16", "function": 4}}))
+    assert u["identity"] == {"serial": (3, 0x1000, 4, "ascii"), "firmware": (4, 0x1010, 1, "u16")}
+    for bad in ({"serial": {"register": 1, "type": "float"}}, {"colour": {"register": 1}},
+                {"serial": {"register": 1, "type": "ascii"}}, {"serial": {"register": 1, "function": 6}}, []):
+        _raises(profiles.from_json, _user(identity=bad))

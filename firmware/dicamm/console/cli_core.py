@@ -75,9 +75,12 @@ def cmd_status(con, args):
             con.write("meter   %s @%s: no reading (%s)" % (m["model"], m["address"], m.get("error")))
         else:
             con.write("meter   FAULT: %s" % m.get("error"))
+        if m.get("serial"):
+            con.write("        %s %s, serial %s" % (m["vendor"], m["meter_model"], m["serial"]))
         if "bus" in d:
             b = d["bus"]
-            con.write("bus     %d polls, %d failed; errors %s" % (b["polls"], b["failures"], json.dumps(b["errors"])))
+            con.write("bus     %d polls, %d failed (%d invalid values); errors %s" % (
+                b["polls"], b["failures"], b.get("invalid", 0), json.dumps(b["errors"])))
         con.write("time    %s status %s (source %s)" % (t.get("iso") or t.get("unix"), t.get("status"), t.get("source")))
         c = d.get("controller")
         if c:
@@ -135,6 +138,10 @@ async def cmd_meter(con, args):
             con.write("%s @%s  %s W  import %s Wh  export %s Wh  age %.1f s  time %s%s" % (
                 d["model"], d["address"], d["power_w"], d["import_wh"], d["export_wh"],
                 d["age_s"] or 0, d["time_status"], "" if d["ok"] else "  LAST READ FAILED: %s" % d["error"]))
+            if d.get("serial"):
+                con.write("  %s %s, serial %s%s%s" % (d["vendor"], d["meter_model"], d["serial"],
+                                                      ", firmware " + d["firmware"] if d["firmware"] else "",
+                                                      "  EXCHANGED (was %s)" % d["exchanged"][0] if d.get("exchanged") else ""))
         con.emit(args, d, human)
     elif sub in ("list", "set"):
         from dicamm.console import cli_admin

@@ -1,6 +1,4 @@
 # Console commands for TAF16 events and transaction records.
-import json
-
 from dicamm.errors import UsageError
 
 
@@ -34,17 +32,35 @@ def cmd_events(con, args):
 
 
 def cmd_tx(con, args):
+    # tx [--last N] [--json] | tx key | tx export [--last N]
     tx = con.app.transactions
     if tx is None:
         raise UsageError("no transaction records")
+    sub = args.pos[0] if args.pos else ""
+    if sub == "key":
+        # The public key (hex DER, ECDSA-secp256r1) that verifies the records.
+        con.write_json({"SA": "ECDSA-secp256r1-SHA256", "key": tx.public_key_hex()}) if args.json \
+            else con.write(tx.public_key_hex())
+        return
+    if sub == "export":
+        # One OCMF string per line, as pyocmf and the Transparenzsoftware read them.
+        for seq, p in tx.journal.last(args.int_flag("last", 1000, 1, 100000)):
+            con.write(bytes(p).decode())
+        return
+    if sub:
+        raise UsageError("usage: tx [--last N] [--json] | tx key | tx export [--last N]")
     rows = tx.list(args.int_flag("last", 10, 1, 1000))
     if args.json:
+        for r in rows:
+            r.pop("ocmf", None)
         con.write_json({"tx": rows, "open": tx.open})
         return
     for r in rows:
         b, e = r.get("begin", {}), r.get("end", {})
-        con.write("#%s  %s Wh  begin %s Wh (time %s)  end %s Wh (time %s, reason %s)" % (
+        con.write("T%s  %s Wh  begin %s Wh (%s%s)  end %s Wh (%s%s, TX %s, ST %s)" % (
             r.get("pg"), r.get("energy_wh"), b.get("reading_wh"), b.get("time_status"),
-            e.get("reading_wh"), e.get("time_status"), e.get("reason")))
+            " EF " + b["ef"] if b.get("ef") else "", e.get("reading_wh"), e.get("time_status"),
+            " EF " + e["ef"] if e.get("ef") else "", e.get("reason"), e.get("st")))
     if tx.open:
-        con.write("open transaction since %s Wh" % json.dumps(tx.open.get("begin")))
+        b = tx.open["begin"]
+        con.write("open transaction T%s since %s Wh (meter %s)" % (tx.open["pg"], b["i"], tx.open["meter"]["serial"]))

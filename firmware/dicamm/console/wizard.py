@@ -277,6 +277,9 @@ async def run(con, args):
     con.write("configuration saved:")
     for k, v in sorted(json.loads(cfg.export_json()).items()):
         con.write("  %s = %s" % (k, json.dumps(v)))
+    tx = con.app.transactions
+    if tx is not None:  # made on the device at its first start (and after factory-reset)
+        con.write("transaction signing key (ECDSA P-256, give it to whoever verifies): %s" % tx.public_key_hex())
     con.write("")
     con.write("== selftest ==")
     ok = await selftest.run(con, args)

@@ -2,7 +2,9 @@
 # transactions and returns a Reading dict (power_w, import_wh, export_wh as
 # integers, voltage_v/current_a as floats, model, address). The caller stamps
 # the time. Any failed or invalid transaction raises ModbusError, so a value
-# from a bad read is never returned.
+# from a bad read is never returned: nor a non-finite, negative or backwards
+# running energy register ("invalid value", profiles.invalid), whichever
+# fields were asked for. read_identity() gives vendor, model, serial, firmware.
 from dicamm.errors import DicammError, ModbusError, ModbusException
 from dicamm.proto import profiles
 
@@ -27,6 +29,7 @@ class Meter:
         self.unit = unit
         fs = profile["fields"]
         self._blocks = profiles.plan(profile, [f for f in profiles.STANDARD if f in fs])
+        self.floor = {}  # last good energy registers: they never run backwards
 
     async def _read_blocks(self, blocks, out):
         p = self.profile
@@ -37,18 +40,41 @@ class Meter:
 
     async def read(self, fields=None):
         # fields=None: the standard set, all of REQUIRED must be valid. Otherwise
-        # just the named fields (values may be None when the meter says invalid).
+        # just the named fields; energy and power among them must be valid too.
         r = {"model": self.profile["name"], "address": self.unit}
         if fields is not None:
-            return await self._read_blocks(profiles.plan(self.profile, fields), r)
-        await self._read_blocks(self._blocks, r)
-        for k in profiles.REQUIRED:
-            if r.get(k) is None:
-                raise ModbusError("meter gave no valid %s" % k)
+            await self._read_blocks(profiles.plan(self.profile, fields), r)
+        else:
+            await self._read_blocks(self._blocks, r)
+        names = profiles.REQUIRED if fields is None else fields
+        why = profiles.invalid(r, names, self.floor)
+        if why is not None:
+            raise ModbusError(why)
+        for k in ("import_wh", "export_wh"):
+            if k in names:
+                self.floor[k] = r[k]
         for k in ("voltage_v", "current_a"):
             if k in r and r[k] is None:
                 del r[k]
         return r
+
+    async def read_identity(self, only=None, known=None):
+        # {"vendor", "model", "serial", "firmware"} from the meter's own
+        # registers where the profile has them, else from the profile; `only`:
+        # the names to read now (one transaction for the serial), the others
+        # taken from `known`.
+        p = self.profile
+        out = {"vendor": p.get("vendor", ""), "model": p.get("model", p["name"]), "serial": "", "firmware": ""}
+        if known:
+            out.update(known)
+        for name, spec in (p.get("identity") or {}).items():
+            if only is not None and name not in only:
+                continue
+            data = await self.master.read_registers(self.unit, spec[0], spec[1], spec[2])
+            v = profiles.identity_value(spec, data)
+            if v:
+                out[name] = v
+        return out
 
     async def identify(self):
         # The profile's name when its identification register matches, else None.

@@ -1,62 +1,108 @@
-# Transaction record storage: the per-device sealing key (created once, kept
-# in a file) and the chain of records in a journal, with the open transaction
-# in an atomically written file so that a power cut ends it with reason EP.
-# The records themselves are built and checked in proto/txrecord.py.
+# Transaction record storage: the device's ECDSA P-256 signing key (made once
+# from os.urandom at commissioning, kept in a file), the signed OCMF records
+# in a journal (one OCMF string per record), and the open transaction in an
+# atomically written file, so that after a power cut recover() ends it (TX P)
+# at the last reading noted before the cut, with that reading's own time.
+# The records themselves are built in proto/ocmf.py and signed by proto/p256.py.
 import json
 
 from dicamm.drivers import fsutil
-from dicamm.proto.txrecord import END_REASONS, canonical, make, reading
+from dicamm.proto import ocmf
 
 
-def load_or_create_key(path, nbytes=32):
-    # The per-device key, created once at first start (os.urandom) and kept.
+def load_or_create_key(path):
+    # The private key (int). The file holds a 32-byte seed; a missing or short
+    # file gets a new one (os.urandom), written atomically. A seed left by the
+    # HMAC firmware becomes the ECDSA key unchanged.
+    from dicamm.proto import p256
     try:
         with open(path, "rb") as f:
-            key = f.read()
-        if len(key) >= 16:
-            return key
+            seed = f.read()
+        if len(seed) >= 32:
+            return p256.private_from_seed(seed[:32])
     except OSError:
         pass
     import os
-    key = os.urandom(nbytes)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(key)
-        f.flush()
-    os.rename(tmp, path)
-    return key
+    seed = os.urandom(32)
+    fsutil.write_atomic(path, seed)
+    return p256.private_from_seed(seed)
+
+
+def decode(seq, payload):
+    # A journal record for MQTT and tools: its summary and the OCMF string.
+    d = ocmf.summary(payload)
+    d["ocmf"] = bytes(payload).decode()
+    return d
+
+
+def reading(time_ms, time_status, import_wh, export_wh=None, st="G", ef=""):
+    return {"t": int(time_ms), "s": time_status, "i": int(import_wh),
+            "x": None if export_wh is None else int(export_wh), "st": st, "ef": ef}
+
+
+def _upgrade(old, pg):
+    # The open transaction as the HMAC firmware wrote it ({"begin": {reading_wh,
+    # time_ms, time_status, uuid}, "last": [wh, ms, status]}), or None.
+    try:
+        b, last = old["begin"], old["last"]
+        rd = reading(b["time_ms"], b["time_status"], b["reading_wh"])
+        return {"pg": pg, "meter": {"vendor": "", "model": "", "serial": "UNREAD", "firmware": ""},
+                "ident": list(ocmf.identification(b.get("uuid"))), "begin": rd,
+                "last": reading(last[1], last[2], last[0]), "uuid": b.get("uuid")}
+    except (KeyError, TypeError, IndexError, ValueError):
+        return None
 
 
 class Transactions:
-    # The open transaction lives in an atomically written file next to the
-    # journal, so that after a power cut recover() closes it with reason EP and
-    # the last reading noted before the cut.
-    def __init__(self, journal, key, cls_id, meter_serial="", meter_model="",
-                 open_path=None, note_every_ms=900000):
+    # gateway: (GI, GS, GV) of this device; decimals: kWh places of RV (the
+    # meter's resolution, profiles.kwh_decimals).
+    def __init__(self, journal, key, gateway, open_path=None, note_every_ms=900000, decimals=3):
         self.journal = journal
         self.key = key
-        self.cls_id = cls_id
-        self.meter_serial = meter_serial
-        self.meter_model = meter_model
+        self._pub = None  # made when first asked: one scalar product
+        self.gateway = gateway
+        self.decimals = decimals
         self.open_path = open_path
         self.note_every_ms = note_every_ms
-        self.open = None  # {"begin": reading, "last": [wh, time_ms, status]}
-        self._last = None
+        self.open = None  # {"meter", "ident", "begin", "last"}
+        self._last_pg = 0
         self._noted_ms = None
         for _, payload in journal.last(1):
-            self._last = json.loads(payload)
+            try:
+                self._last_pg = ocmf.summary(payload)["pg"]
+            except (ValueError, KeyError):
+                try:  # a record of the HMAC firmware: OCMF carries on its count
+                    self._last_pg = int(json.loads(payload)["pg"])
+                except (ValueError, KeyError, TypeError):
+                    pass
         if open_path:
             try:
                 with open(open_path) as f:
                     self.open = json.loads(f.read())
             except (OSError, ValueError):
                 self.open = None
+            if self.open is not None and "pg" not in self.open:
+                self.open = _upgrade(self.open, self.next_pg())
             # A power cut between writing the record and removing the open
             # file leaves a transaction that is already closed: drop it.
-            if self.open is not None and self._last is not None \
-                    and self._last.get("begin") == self.open.get("begin"):
+            if self.open is not None and self.open.get("pg") is not None \
+                    and self.open["pg"] <= self._last_pg:
                 self.open = None
                 self._save_open()
+
+    @property
+    def pub(self):
+        if self._pub is None:
+            from dicamm.proto import p256
+            self._pub = p256.public_key(self.key)
+        return self._pub
+
+    def public_key_hex(self):
+        # DER SubjectPublicKeyInfo in hex: what pyocmf and the
+        # Transparenzsoftware take as the key.
+        from binascii import hexlify
+        from dicamm.proto import p256
+        return hexlify(p256.pub_der(self.pub)).decode()
 
     def _save_open(self):
         if not self.open_path:
@@ -64,52 +110,97 @@ class Transactions:
         if self.open is None:
             fsutil.remove(self.open_path)
             return
-        fsutil.write_atomic(self.open_path, canonical(self.open))
+        fsutil.write_atomic(self.open_path, json.dumps(self.open).encode())
 
     def next_pg(self):
-        return 1 if self._last is None else self._last["pg"] + 1
+        return self._last_pg + 1
 
-    def begin(self, reading_wh, time_ms, time_status, uuid=None):
-        # A begin while one is open closes the old one first as aborted (EE).
+    def begin(self, rd, meter, ident, uuid=None):
+        # rd: reading(); meter: identity dict (vendor, model, serial, firmware);
+        # ident: ocmf.identification(); uuid: the start event's. A begin while
+        # one is open ends the old one first as aborted (A) at its last reading.
         if self.open is not None:
-            self.end(reading_wh, time_ms, time_status, None, "EE")
-        self.open = {"begin": reading("B", reading_wh, time_ms, time_status, uuid),
-                     "last": [int(reading_wh), int(time_ms), time_status]}
-        self._noted_ms = time_ms
+            self.end(self.open["last"], "A", uuid)
+        self.open = {"pg": self.next_pg(), "meter": meter, "ident": list(ident), "begin": rd, "last": rd,
+                     "uuid": uuid}
+        self._noted_ms = rd["t"]
         self._save_open()
         return self.open
 
-    def note(self, reading_wh, time_ms, time_status, force=False):
-        # Remember the latest reading of an open transaction; written to flash at
-        # most every note_every_ms (device time) to spare the flash.
+    def note(self, rd, force=False):
+        # The latest reading of an open transaction; written to flash at most
+        # every note_every_ms (device time) to spare the flash.
         if self.open is None:
             return
-        self.open["last"] = [int(reading_wh), int(time_ms), time_status]
-        if force or self._noted_ms is None or time_ms - self._noted_ms >= self.note_every_ms:
-            self._noted_ms = time_ms
+        self.open["last"] = rd
+        if force or self._noted_ms is None or rd["t"] - self._noted_ms >= self.note_every_ms:
+            self._noted_ms = rd["t"]
             self._save_open()
 
-    def end(self, reading_wh, time_ms, time_status, uuid=None, reason="E"):
-        if reason not in END_REASONS:
-            raise ValueError("bad end reason %r" % reason)
-        if self.open is None:
-            return None
-        rec = make(self._last, self.key, self.next_pg(), self.cls_id, self.meter_serial,
-                   self.meter_model, self.open["begin"],
-                   reading(reason, reading_wh, time_ms, time_status, uuid))
-        self.journal.append(canonical(rec))
-        self._last = rec
+    def _payload(self, rd, reason, uuid):
+        o = self.open
+        return ocmf.payload(o["pg"], self.gateway, o["meter"], o["ident"], o["begin"], rd, reason,
+                            self.decimals, (o.get("uuid"), uuid))
+
+    def _store(self, body, sig):
+        rec = ocmf.envelope(body, sig[0], sig[1])
+        self.journal.append(rec.encode())
+        self._last_pg = self.open["pg"]
         self.open = None
         self._save_open()
         return rec
 
-    def recover(self, uuid=None):
-        # At start: an open transaction left by a power cut ends with EP at the
-        # last known reading. Returns the record or None.
+    def end(self, rd, reason="E", uuid=None):
+        # Signs and stores the record; returns the OCMF string (None when no
+        # transaction is open); uuid: the stop event's. Signing takes one
+        # scalar product (ms on unix).
         if self.open is None:
             return None
-        wh, t, st = self.open["last"]
-        return self.end(wh, t, st, uuid, "EP")
+        from dicamm.proto import p256  # loaded at the first signature, not at start
+        body = self._payload(rd, reason, uuid)
+        return self._store(body, p256.sign(self.key, body.encode()))
+
+    async def end_async(self, rd, reason, pause, uuid=None):
+        # As end(), but awaits pause() between the steps of the signature
+        # (about 1/16 of it each), so that a slow port keeps running its other
+        # tasks; pause is e.g. `lambda: asyncio.sleep_ms(0)`.
+        if self.open is None:
+            return None
+        from dicamm.proto import p256
+        body = self._payload(rd, reason, uuid)
+        open_pg = self.open["pg"]
+        sig = None
+        for v in p256.signing(self.key, body.encode()):
+            if v is None:
+                await pause()
+            else:
+                sig = v
+        if self.open is None or self.open["pg"] != open_pg:
+            return None  # ended meanwhile by someone else
+        return self._store(body, sig)
+
+    def meter_exchanged(self, uuid=None):
+        # The meter's serial changed under an open transaction: it ends
+        # aborted (A) at the old meter's last reading, marked ST "X"
+        # (exchanged) and EF "E" (energy not usable). Returns the record.
+        if self.open is None:
+            return None
+        rd = dict(self.open["last"])
+        rd["st"], rd["ef"] = "X", "E"
+        return self.end(rd, "A", uuid)
+
+    def recover(self, uuid=None):
+        # At start: an open transaction left by a power cut ends with P at the
+        # last reading noted, with that reading's own time. Returns the record.
+        if self.open is None:
+            return None
+        return self.end(self.open["last"], "P", uuid)
 
     def list(self, last=10):
-        return [json.loads(p) for _, p in self.journal.last(last)]
+        out = []
+        for seq, p in self.journal.last(last):
+            try:
+                out.append(decode(seq, p))
+            except (ValueError, KeyError):
+                out.append({"seq": seq, "error": "unreadable record"})
+        return out

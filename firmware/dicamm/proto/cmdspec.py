@@ -68,7 +68,7 @@ COMMANDS = (
     ("events", "", "cli_taf16", None, "c", (), (),
      "TAF16 events and their acknowledgement [--last N] [--json]"),
     ("tx", "", "cli_taf16", None, "c", (), (),
-     "transaction records [--last N] [--json]"),
+     "transaction records (OCMF) [--last N] [--json] | tx key | tx export [--last N]"),
     ("cert", "certs", "cli_service", "load", "c", (), (),
      "certificates: cert [--json] shows subject, issuer, expiry | cert load NAME\n"
      "cert load NAME: paste a PEM block line by line (ends at -----END); stored as DER in certs/\n"

@@ -184,6 +184,49 @@ def decode(profile, block, data):
     return out
 
 
+def invalid(r, names, floor=None):
+    # Why reading r (decoded fields `names`) must not become a value, or None:
+    # a non-finite (None) power or energy, a negative energy register, or one
+    # below `floor` (the last good value of the same meter: registers never
+    # run backwards). The text starts with "invalid value".
+    for n in names:
+        v = r.get(n)
+        if n == "power_w" and v is None:
+            return "invalid value: power_w not finite"
+        if not n.endswith("_wh"):
+            continue
+        if v is None:
+            return "invalid value: %s not finite" % n
+        if v < 0:
+            return "invalid value: %s negative" % n
+        if floor and floor.get(n) is not None and v < floor[n]:
+            return "invalid value: %s ran backwards (%d < %d Wh)" % (n, v, floor[n])
+    return None
+
+
+def kwh_decimals(profile):
+    # The kWh decimals the import register really resolves: 3 for float32
+    # (Wh), else from its scale (0.01 kWh -> 2, 0.1 kWh -> 1).
+    f = profile["fields"]["import_wh"]
+    if f[2] == "float32" or f[5] != 1:
+        return 3
+    d, n = 3, f[4]
+    while d and n % 10 == 0:
+        n //= 10
+        d -= 1
+    return d
+
+
+def identity_value(spec, data):
+    # spec: (function, register, count, kind) of an identity register;
+    # kind "u16"/"u32": the number in decimal; "ascii": the text without
+    # padding (NUL and blanks).
+    kind = spec[3]
+    if kind == "ascii":
+        return "".join(chr(b) for b in bytes(data[:2 * spec[2]]) if 32 <= b < 127).strip()
+    return "%d" % _raw(data, 0, spec[2], False)
+
+
 def ident_matches(profile, data):
     # data: the registers of profile["ident"]; ints compare with the first
     # register(s), bytes with the start of the text.
@@ -250,6 +293,28 @@ def _int(obj, key, lo, hi, default=None):
     return v
 
 
+def _identity(obj):
+    # {"serial"|"model"|"firmware": {"function", "register", "type": u16|u32|ascii,
+    # "count" (ascii registers)}} -> {name: (function, register, count, kind)}
+    out = {}
+    if obj is None:
+        return out
+    if not isinstance(obj, dict):
+        raise ConfigError("identity must be an object")
+    for n, f in obj.items():
+        if n not in ("serial", "model", "firmware") or not isinstance(f, dict):
+            raise ConfigError("identity: %r must be serial, model or firmware with an object" % (n,))
+        kind = f.get("type", "u32")
+        if kind not in ("u16", "u32", "ascii"):
+            raise ConfigError("identity %s: type must be u16, u32 or ascii" % n)
+        cnt = {"u16": 1, "u32": 2}.get(kind) or _int(f, "count", 1, 16)
+        fn = f.get("function", 3)
+        if fn not in (3, 4) or isinstance(fn, bool):
+            raise ConfigError("identity %s: function must be 3 or 4" % n)
+        out[n] = (fn, _int(f, "register", 0, 0xFFFF - cnt), cnt, kind)
+    return out
+
+
 def from_json(obj):
     # A profile from a user's JSON object (see the module header for the shape).
     if not isinstance(obj, dict):
@@ -300,7 +365,7 @@ def from_json(obj):
          "baud": baud, "parity": parity, "phases": _int(obj, "phases", 1, 3, 1),
          "max_gap": _int(obj, "max_gap", 0, _MAX_REGS, 0),
          "max_regs": _int(obj, "max_regs", 1, _MAX_REGS, _MAX_REGS),
-         "ranges": (), "ident": None, "fields": out}
+         "ranges": (), "ident": None, "fields": out, "identity": _identity(obj.get("identity"))}
     idn = obj.get("ident")
     if idn is not None:
         if not isinstance(idn, dict):

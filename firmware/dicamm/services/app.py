@@ -206,10 +206,11 @@ class App:
     # -- TAF16 events and transactions -----------------------------------
     def start_taf16(self):
         from dicamm.drivers.txstore import Transactions, load_or_create_key
-        cfg = self.config
+        cfg, m = self.config, self.metering
         self.transactions = Transactions(self.journal("tx", cfg.get("storage.events_max_bytes")),
-                                         load_or_create_key(self.path("device.key")), cfg.get("cls_id"),
-                                         "", cfg.get("meter.model"), self.path("data/tx.open"))
+                                         load_or_create_key(self.path("device.key")),
+                                         ("DICAMM", cfg.get("device_id") or cfg.get("cls_id") or "", VERSION),
+                                         self.path("data/tx.open"), decimals=m.decimals if m else 3)
         self._tx_source = None  # who switched the load on (for the stop event's text)
         if cfg.get("han.url") and cfg.get("cls_id"):
             from dicamm.drivers.han_client import HanClient
@@ -243,22 +244,20 @@ class App:
         tx = self.transactions
         if tx.open is not None:
             ev = self.raise_event("transaction %d ended by power failure" % tx.next_pg(), "stop")
-            rec = tx.recover(ev["uuid"] if ev else None)
-            if rec:
-                self.info("transaction %d closed after power loss (EP)" % rec["pg"])
-        if self.metering is not None:
-            # The open transaction remembers the latest reading, so that a power
-            # cut ends it (EP) at the last reading noted on flash.
-            def note(r):
-                if tx.open is not None and r.get("import_wh") is not None:
-                    t, st = self.timekeeper.stamp()
-                    tx.note(r["import_wh"], t, st)
-            self.metering.listeners.append(note)
+            if tx.recover(ev["uuid"]):
+                self.info("transaction %d closed after power loss (P)" % (tx.next_pg() - 1))
+        if m is not None:
+            # The open transaction remembers the latest reading (with its own
+            # time), so that a power cut ends it (P) at the last one on flash.
+            m.listeners.append(lambda r: tx.note(m.edge_reading()) if tx.open is not None else None)
+            m.identity_listeners.append(self._meter_exchanged)
 
-    def _reading_wh(self):
-        m = self.metering
-        r = m.reading if m is not None else None
-        return r.get("import_wh") if r else None
+    def _meter_exchanged(self, old, new):
+        # Another serial under a running transaction: it ends aborted (TX A,
+        # ST X, EF E) at the old meter's last reading; a fault and an event.
+        text = "meter exchanged: serial %s, was %s" % (new["serial"], old["serial"])
+        self.fault("meter_id", text)
+        self.transactions.meter_exchanged(self.raise_event(text, "meter")["uuid"])
 
     def raise_event(self, text, kind, reading_wh=None):
         # A TAF16 trigger: UUID, reading and legal time taken now, written to
@@ -266,11 +265,13 @@ class App:
         # local one with a UUID when no gateway is configured).
         from os import urandom
         from dicamm.proto.uuid4 import from_bytes
+        # The last good reading with its own time (reading_ms), marked when stale.
         t, st = self.timekeeper.stamp()
-        wh = self._reading_wh() if reading_wh is None else reading_wh
+        rd = self.metering.edge_reading() if self.metering is not None and reading_wh is None else None
+        wh = rd["i"] if rd else reading_wh
         text = text[:64]
         if self.outbox is not None:
-            ev = self.outbox.add(kind, text, t, st, wh)
+            ev = self.outbox.add(kind, text, t, st, wh, reading=rd)
         else:
             ev = {"uuid": from_bytes(urandom(16)), "text": text, "time_ms": t, "time_status": st, "reading_wh": wh, "kind": kind}
         self.info("event %s: %s" % (ev["uuid"][:8], text))
@@ -294,16 +295,14 @@ class App:
                     why = ("%s request ended" % was) if was else "no request"
                 text = "stop by %s: %s" % (src, why)
             e = self.raise_event(text, "start" if on else "stop")
-            wh = e.get("reading_wh")
-            tx = self.transactions
-            if tx is not None and wh is not None:
+            m, tx = self.metering, self.transactions
+            rd = m.edge_reading() if m is not None else None
+            if tx is not None and rd is not None:
                 if on:
-                    tx.begin(wh, e["time_ms"], e["time_status"], e["uuid"])
-                else:
-                    reason = "ER" if src in ("dso", "backend") else ("EE" if src == "safety" else "E")
-                    rec = tx.end(wh, e["time_ms"], e["time_status"], e["uuid"], reason)
-                    if rec:
-                        self.info("transaction %d: %d Wh" % (rec["pg"], rec.get("energy_wh", 0)))
+                    from dicamm.proto.ocmf import identification
+                    tx.begin(rd, m.meter_identity(), identification(e["uuid"], ev.get("request_id")), e["uuid"])
+                elif tx.end(rd, {"dso": "R", "backend": "R", "safety": "A", "installer": "L"}.get(src, "E"), e["uuid"]):
+                    self.info("transaction %d ended" % (tx.next_pg() - 1))
         elif kind in ("window_start", "window_end"):
             self.raise_event("window %s %s%s" % (ev.get("window_id"), kind[7:],
                                                  " (joined late)" if kind == "window_start" and ev.get("late")
@@ -349,7 +348,7 @@ class App:
         cfg = self.config
         if not cfg.get("mqtt.host"):
             return
-        from dicamm.drivers import fsutil
+        from dicamm.drivers import fsutil, txstore
         from dicamm.services.mqtt_link import MqttLink
         lp = self.loadprofile
         sources = {"qh": lp.journal if lp else None,
@@ -359,7 +358,7 @@ class App:
                    "state": self.state_dict, "reading": self._mqtt_reading,
                    "stamp": self.timekeeper.stamp, "cursor_path": self.path("data/mqtt.cursor"),
                    "log": self.info, "read_file": lambda p: fsutil.read(self.file_path(p)),
-                   "decode": {"event/gateway": _gateway_record}}
+                   "decode": {"event/gateway": _gateway_record, "tx": txstore.decode}}
         if lp is not None:
             from dicamm.services.loadprofile import decode
             sources["decode"]["qh"] = decode

@@ -64,6 +64,8 @@ def decode(seq, payload):
     # Journal record -> the dict that the CLI, MQTT and tools show.
     r = json.loads(payload)
     out = {"seq": seq, "boundary": r["b"]}
+    if "gap" not in r and (r.get("i") is None or r.get("e") is None):
+        r = {"gap": "meter: invalid value (a NaN kept by firmware before issue 17)"}
     if "gap" in r:
         out["gap"] = r["gap"]
         out["missed"] = r.get("n", 1)

@@ -1,11 +1,19 @@
 # The metering service: polls the MID meter over Modbus RTU, keeps the latest
 # good reading with its legal time stamp, and counts every bus fault so that
-# `status` shows it. A value from a failed transaction is never kept.
+# `status` shows it. A value from a failed transaction is never kept, nor an
+# invalid one (drivers/meter.py). The meter's identity (serial, model,
+# firmware) is read at start and every identity_ms; a different serial is a
+# meter exchange, told to identity_listeners(old, new).
 import time
+
+from micropython import const
 
 from dicamm.platform import asyncio
 
 from dicamm.errors import ModbusError
+from dicamm.proto.profiles import kwh_decimals
+
+_IDENTITY_MS = const(600000)  # device ms between two reads of the meter's identity
 
 
 class Metering:
@@ -29,6 +37,14 @@ class Metering:
         self.listeners = []        # callables(reading) after each good poll
         self.paused = False        # set while `meter scan` owns the bus
         self.reserved = False      # set by the load profile just before a boundary
+        self.invalid = 0           # reads refused as invalid values (NaN, negative, backwards)
+        self.identity = None       # {"vendor", "model", "serial", "firmware"} read from the meter
+        self.exchanged = None      # (old serial, new serial) after a meter exchange
+        self.identity_listeners = []  # callables(old, new) on a meter exchange
+        self.identity_ms = _IDENTITY_MS
+        self._identity_at = None
+        self.identity_error = None
+        self.decimals = kwh_decimals(meter.profile)  # kWh places of OCMF RV
 
     def reserve(self, on):
         # The quarter-hour reading needs the bus at the boundary: while
@@ -45,6 +61,8 @@ class Metering:
             r = await self.meter.read(fields)
         except ModbusError as e:
             self.failures += 1
+            if str(e).startswith("invalid value"):
+                self.invalid += 1
             self.ok = False
             self.last_error = "%s: %s" % (e.__class__.__name__, e)
             self.last_error_ms = self.timekeeper.now_ms()
@@ -63,6 +81,60 @@ class Metering:
                 f(r)
         return r, t, st
 
+    async def check_identity(self):
+        # Reads the meter's identity; a serial other than the known one is an
+        # exchange: the energy floor is reset (the new meter counts from its
+        # own reading) and the listeners are told. Returns the identity.
+        old = self.identity
+        # after the first full read only the serial: one short transaction
+        new = await self.meter.read_identity(None if old is None else ("serial",), old)
+        self._identity_at = self.clock.ticks_ms()
+        self.identity = new
+        if old is not None and new["serial"] != old["serial"]:
+            try:  # another meter: its model and firmware too
+                self.identity = new = await self.meter.read_identity()
+            except ModbusError:
+                pass
+            self.exchanged = (old["serial"], new["serial"])
+            self.meter.floor = {}
+            self.ok = False  # the last reading was the old meter's
+            for f in self.identity_listeners:
+                f(old, new)
+        return new
+
+    def meter_identity(self):
+        # The identity read from the meter, or the profile's with serial
+        # "UNREAD" before the first read (or for a profile without one).
+        if self.identity is not None and self.identity["serial"]:
+            return self.identity
+        p = self.meter.profile
+        return {"vendor": p.get("vendor", ""), "model": p.get("model", p["name"]), "serial": "UNREAD",
+                "firmware": ""}
+
+    def edge_reading(self):
+        # The reading a transaction edge or an event uses without waiting: the
+        # last good one with its own legal time and status (never stamped with
+        # the current time). Older than three poll periods, or after a failed
+        # read, it is marked: ST "T" (timeout), EF "E" (energy not usable), and
+        # "age_ms" says how old. None before the first reading.
+        r = self.reading
+        if r is None:
+            return None
+        age = self.age_ms()
+        stale = not self.ok or age is None or age > 3 * self.poll_ms + 2000
+        return {"t": self.reading_ms, "s": self.reading_status, "i": r["import_wh"],
+                "x": r.get("export_wh"), "st": "T" if stale else "G", "ef": "E" if stale else "",
+                "age_ms": age}
+
+    async def fresh_reading(self):
+        # The reading of an edge taken afresh (one full read now); when the
+        # meter does not answer, edge_reading() with its age and marks.
+        try:
+            await self.read_now()
+        except ModbusError:
+            pass
+        return self.edge_reading()
+
     def age_ms(self):
         if self.reading_ticks is None:
             return None
@@ -76,6 +148,15 @@ class Metering:
             if self.reserved:
                 await asyncio.sleep_ms(1)
                 continue
+            at = self._identity_at
+            if at is None or time.ticks_diff(self.clock.ticks_ms(), at) >= self.identity_ms:
+                try:
+                    await self.check_identity()
+                    self.identity_error = None
+                except ModbusError as e:  # tried again after identity_ms; readings go on
+                    self._identity_at = self.clock.ticks_ms()
+                    self.identity_error = str(e)
+                continue  # one transaction a turn: the reserved check comes first again
             try:
                 await self.read_now()
             except ModbusError:
@@ -84,6 +165,12 @@ class Metering:
 
     def as_dict(self):
         d = {"model": self.meter.profile["name"], "address": self.meter.unit, "ok": self.ok}
+        if self.identity is not None:
+            for k in ("vendor", "serial", "firmware"):
+                d[k] = self.identity[k]
+            d["meter_model"] = self.identity["model"]
+        if self.exchanged:
+            d["exchanged"] = list(self.exchanged)
         if self.reading is not None:
             for k in ("power_w", "import_wh", "export_wh", "voltage_v", "current_a"):
                 if k in self.reading:
@@ -99,4 +186,4 @@ class Metering:
         m = self.master
         return {"transactions": m.transactions, "tx_bytes": m.tx_bytes, "rx_bytes": m.rx_bytes,
                 "errors": dict(m.errors), "last_error": m.last_error,
-                "polls": self.polls, "failures": self.failures}
+                "polls": self.polls, "failures": self.failures, "invalid": self.invalid}

@@ -84,11 +84,17 @@ class Outbox:
         n = self.events.next_seq - max(self.acked_upto + 1, self.events.first_seq)
         return n if n > 0 else 0
 
-    def add(self, kind, text, time_ms, time_status, reading_wh=None, uuid=None):
+    def add(self, kind, text, time_ms, time_status, reading_wh=None, uuid=None, reading=None):
         # Record an event now (durable on return) and wake the sender.
+        # reading (metering.edge_reading()): the reading's own time goes with
+        # it, and "stale_ms" (its age) when it is not current.
         ev = {"uuid": uuid or from_bytes(urandom(16)), "cls_id": self.cls_id, "text": text[:_TEXT_MAX],
               "timestamp": time_ms // 1000, "reading_wh": reading_wh, "time_ms": time_ms,
               "time_status": time_status, "kind": kind}
+        if reading is not None:
+            ev["reading_ms"] = reading["t"]
+            if reading["ef"]:
+                ev["stale_ms"] = reading["age_ms"]
         payload = json.dumps(ev).encode()
         ev["seq"] = self.events.append(payload)
         self._pending_bytes += len(payload)
