@@ -245,9 +245,9 @@ BAD = [
     ("event", b'{"id":"b15","text":"' + b"y" * 65 + b'"}', "length"),
     ("config", b'{"id":"b16","key":"mqtt.host","value":"evil.example"}', "may not be set remotely"),
     ("config", b'{"id":"b17","key":"service.pin","value":"1234"}', "may not be set remotely"),
-    ("config", b'{"id":"b18","key":"relay.min_on_s","value":"10"}', "must be an integer"),
+    ("config", b'{"id":"b18","key":"relay.min_on_s","value":"10"}', "relay.min_on_s: '10' is not a valid int"),
     ("config", b'{"id":"b19","key":"relay.min_on_s","value":99999}', "out of range"),
-    ("config", b'{"id":"b20","key":"mqtt.discovery","value":1}', "must be true or false"),
+    ("config", b'{"id":"b20","key":"mqtt.discovery","value":1}', "mqtt.discovery: 1 is not a valid bool"),
 ]
 
 
