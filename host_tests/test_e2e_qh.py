@@ -51,11 +51,16 @@ def _all_qh(fw):
 
 def _served_for(value, reads, speed):
     # The emulator read that produced this stored value: the load profile's
-    # read whose emulator time lies in [request sent, answer] of the record
-    # (one device clock quantum, `speed` ms, of slack each side).
+    # read whose emulator time lies in [request sent, answer] of the record,
+    # widened each side by one device clock quantum (`speed` ms) and by the
+    # uncertainty of legal time the firmware stored with the value: at 1440x a
+    # sync's round trip of 3 real ms is 4.3 device s, so the stamp is only
+    # known to +-2 s, and the firmware says so. (A value stamped I or U has no
+    # bound; on the rig its clock runs on from the sim clock, within a quantum.)
     t = value["time_ms"]
     q = t - value["read_ms"]
-    hits = [r for r in reads if q - speed <= r["t_ms"] <= t + speed]
+    slack = speed + (value["error_ms"] if value["time_status"] == "S" else 0)
+    hits = [r for r in reads if q - slack <= r["t_ms"] <= t + slack]
     return hits
 
 

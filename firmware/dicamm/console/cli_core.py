@@ -279,15 +279,15 @@ def cmd_qh(con, args):
     if sub == "day":
         return _qh_day(con, args, j, decode)
     if sub == "export":
-        con.write("seq,boundary_utc,boundary_local,import_wh,export_wh,time_status,delay_ms,read_ms,late,gap,missed")
+        con.write("seq,boundary_utc,boundary_local,import_wh,export_wh,time_status,delay_ms,read_ms,late,gap,missed,error_ms")
         for seq, payload in j.records(j.first_seq if "all" in args.flags else max(j.first_seq, j.next_seq - last)):
             r = decode(seq, payload)
             gap = "gap" in r
-            con.write("%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s" % (
+            con.write("%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s" % (
                 seq, localtime.iso_utc(r["boundary"] * 1000), localtime.iso_local(r["boundary"] * 1000),
                 r.get("import_wh", ""), r.get("export_wh", ""), r.get("time_status", ""), r.get("delay_ms", ""),
                 r.get("read_ms", ""), "" if gap else int(r["late"]), _csv_text(r["gap"]) if gap else "",
-                r["missed"] if gap else ""))
+                r["missed"] if gap else "", r.get("error_ms", "")))
         return
     if sub is not None:
         raise UsageError("usage: qh [--last N] [--json] | qh day YYYY-MM-DD [--json] | qh export [--last N|--all]")

@@ -6,7 +6,8 @@
 #
 # Journal records (JSON, small on purpose: one per quarter hour for years):
 #   value {"b": boundary s, "t": legal ms when the answer arrived, "r": ms the
-#          read took (request sent at t - r), "st": S|I|U, "i": Wh, "e": Wh}
+#          read took (request sent at t - r), "st": S|I|U, "i": Wh, "e": Wh,
+#          "u": ms legal time was uncertain by when t was taken (while S; absent else)}
 #   gap   {"b": first boundary s, "gap": reason, "n": boundaries (default 1)}
 # The meter sampled its registers somewhere in [t - r, t]; delay_ms = t - b is
 # the honest upper bound of how late after the boundary the value is. A value
@@ -43,9 +44,12 @@ def boundary_after(unix_ms):
     return (unix_ms // QH_MS + 1) * QH_MS
 
 
-def encode(boundary_ms, taken_ms, status, import_wh, export_wh, read_ms=0):
-    return json.dumps({"b": boundary_ms // 1000, "t": taken_ms, "r": read_ms, "st": status,
-                       "i": import_wh, "e": export_wh}).encode()
+def encode(boundary_ms, taken_ms, status, import_wh, export_wh, read_ms=0, error_ms=None):
+    d = {"b": boundary_ms // 1000, "t": taken_ms, "r": read_ms, "st": status,
+         "i": import_wh, "e": export_wh}
+    if error_ms is not None:
+        d["u"] = error_ms
+    return json.dumps(d).encode()
 
 
 def encode_gap(boundary_ms, reason, n=1):
@@ -77,6 +81,9 @@ def decode(seq, payload):
         d = r["t"] - r["b"] * 1000
         out["delay_ms"] = d
         out["read_ms"] = r.get("r", 0)
+        if "u" in r:
+            # the stamp is the true time to within this (half the sync's round trip plus drift)
+            out["error_ms"] = r["u"]
         out["late"] = d > TOLERANCE_MS
     return out
 
@@ -126,7 +133,8 @@ class LoadProfile:
             q = tk.now_ms()
             try:
                 r, t, st = await m.read_now(_ENERGY)
-                rec = self._append(encode(boundary_ms, t, st, r["import_wh"], r["export_wh"], t - q))
+                rec = self._append(encode(boundary_ms, t, st, r["import_wh"], r["export_wh"], t - q,
+                                          tk.error_bound_ms() if st == "S" else None))
                 self.values += 1
                 d = rec["delay_ms"]
                 self.last_delay_ms = d
