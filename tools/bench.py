@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import threading
+import traceback
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -398,8 +399,14 @@ def bisect_heap(work, form, micropython, speed, lo_k, hi_k, step_k, hours, log, 
     runs = []
 
     def trial(k):
-        d = run_day(os.path.join(work, "heap-%s-%dk" % (form, k)), speed, heap="%dk" % k, form=form,
-                    micropython=micropython, mqtt=True, hours=hours, log=log, late_ok=True)
+        try:
+            d = run_day(os.path.join(work, "heap-%s-%dk" % (form, k)), speed, heap="%dk" % k, form=form,
+                        micropython=micropython, mqtt=True, hours=hours, log=log, late_ok=True)
+        except Exception as e:  # the rig itself broke (a host too loaded to start it): say so, count no pass
+            traceback.print_exc()
+            runs.append({"heap_kib": k, "passes": False, "values": 0, "late_gaps": 0, "memory_error": False,
+                         "rig_error": "%s: %s" % (type(e).__name__, e)})
+            return False
         runs.append({"heap_kib": k, "passes": d["passes"], "values": d["qh_values"], "late_gaps": d["qh_late_gaps"],
                      "memory_error": bool(d["memory_errors"])})
         return d["passes"]
