@@ -8,9 +8,6 @@ import socket
 import struct
 import time
 
-import umqtt.simple as _umqtt
-from umqtt.simple import MQTTClient, MQTTException
-
 from dicamm.errors import LinkError
 
 # The umqtt.simple this adapter is written for: the one of the pinned micropython-lib
@@ -18,6 +15,14 @@ from dicamm.errors import LinkError
 # and the frozen manifest install. The subclass uses the client's fields and its
 # wait_msg(); check() below tries what it relies on, and the import fails on another.
 UMQTT_SIMPLE = "1.8.0"
+_FIX = "mpremote mip install umqtt.simple@" + UMQTT_SIMPLE
+
+try:
+    import umqtt.simple as _umqtt
+except ImportError:  # the fault says how to get it (services/failsoft.py)
+    raise ImportError("umqtt.simple missing - " + _FIX)
+from umqtt.simple import MQTTClient, MQTTException
+
 _IN_PROGRESS = (115, 119, 36)  # EINPROGRESS: Linux, lwIP (ESP32), BSD
 
 
@@ -71,8 +76,7 @@ def check(mod):
 
 _why = check(_umqtt)
 if _why:
-    raise ImportError("umqtt.simple %s: this firmware needs %s - mpremote mip install umqtt.simple@%s"
-                      % (_why, UMQTT_SIMPLE, UMQTT_SIMPLE))
+    raise ImportError("umqtt.simple %s: this firmware needs %s - %s" % (_why, UMQTT_SIMPLE, _FIX))
 del _why
 
 
