@@ -73,8 +73,14 @@ class CodeFirmware(fwproc.Firmware):
         env = dict(os.environ)
         if self.form == "py":
             main = fwproc.MAIN
+        elif self.form.startswith("frozen"):
+            # the firmware is in the interpreter: only main.py, a copy beside the device
+            # folder (not build/unix, which a build_mpy run elsewhere may be rewriting)
+            main = os.path.join(os.path.dirname(os.path.abspath(self.root_dir)), "main.py")
+            shutil.copyfile(fwproc.MAIN, main)
         else:
             main = os.path.join(ROOT, "build", "unix", "main.py")
+        if self.form != "py":
             path = [".frozen"]
             if self.form.startswith("mpy"):
                 path.append(os.path.join(ROOT, "build", "unix", "lib"))
@@ -150,17 +156,19 @@ def windows_for(day_ms, n=8, minutes=45, span_h=24):
 # -- one simulated day -------------------------------------------------------
 
 def run_day(workdir, speed, heap="512k", form="py", micropython=None, wire_timing=False, mqtt=True,
-            hours=24.0, windows=8, deadline_s=None, log=None, late_ok=False):
+            hours=24.0, windows=8, deadline_s=None, log=None, late_ok=False, slow=None):
     """Run the firmware through `hours` of the day DAY; returns what was measured.
-    passes = no MemoryError, every boundary of the span a value, console answers."""
+    passes = no MemoryError, every boundary of the span a value (late_ok: or a late
+    gap), console answers. slow: (speed, lead ms, tail ms) of slow motion around each
+    boundary (tools/simclock.py), so that a fast day leaves the legal 9 s real time."""
     say = log or (lambda *a: None)
     if os.path.isdir(workdir):
         shutil.rmtree(workdir)
     day0 = day_start_ms(DAY)
     end_ms = day0 + int(hours * H_MS)
     rig = BenchRig(workdir, form=form, micropython=micropython, speed=speed, start_ms=day0 - max(120_000, 2 * speed * 1000),
-                   load="day", mqtt=mqtt, wire_timing=wire_timing, heap=heap, lead_ms=800)
-    out = {"speed": speed, "heap": heap, "form": form, "wire_timing": wire_timing, "hours": hours}
+                   load="day", mqtt=mqtt, wire_timing=wire_timing, heap=heap, lead_ms=800, slow=slow)
+    out = {"speed": speed, "heap": heap, "form": form, "wire_timing": wire_timing, "hours": hours, "slow": slow}
     t_wall0 = time.monotonic()
     rig.start()
     fw = rig.fw

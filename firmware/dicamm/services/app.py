@@ -164,9 +164,9 @@ class App:
         self.console = Console(self)
         self.register_extras()
         self.info("DICAMM %s starting on board %s" % (VERSION, self.board.get("name")))
+        from dicamm.services import failsoft  # optional parts: a fault each, never a dead device
         if self.board.get("chip") is not None:
-            from dicamm.drivers import netif
-            self.start("network", lambda: netif.keep_up(self))
+            failsoft.start(self, "net", self._start_network)
             from dicamm.drivers import startup
             self.start("watchdog", startup.watchdog)
         self.start("time", self.timekeeper.run)
@@ -183,17 +183,28 @@ class App:
         while True:
             await asyncio.sleep_ms(60000)
 
+    def _start_network(self):
+        from dicamm.drivers import netif
+        self.start("network", lambda: netif.keep_up(self))
+
     def register_extras(self):
-        # The console's groups, loaded once now (console/table.py preload).
+        # The console's groups, loaded once now (console/table.py preload);
+        # a missing one is the "console" fault, the others answer.
         from dicamm.console import table
-        table.preload(self.info)
+        from dicamm.services.failsoft import describe
+        gone = table.preload(self.info)
+        if gone:
+            self.fault("console", "group %s" % "; ".join("%s: %s" % (n, describe(e)) for n, e in gone))
 
     def start_extras(self):
+        # The gateway link (TAF16) and MQTT are optional for metering: each
+        # fails soft (services/failsoft.py); control always starts.
         from dicamm.services.commands import Commands
+        from dicamm.services import failsoft
         self.commands = Commands(self)
-        self.start_taf16()
+        failsoft.start(self, "taf16", self.start_taf16)
         self.start_control()
-        self.start_mqtt()
+        failsoft.start(self, "mqtt", self.start_mqtt)
 
     def file_path(self, name):
         # Certificate and key paths in the config are relative to the device
