@@ -255,13 +255,23 @@ class App:
         from dicamm.services.transactions import TransactionService
         svc = TransactionService(self.transactions, self.timekeeper, m, self.outbox, self.info, self.fault)
         self.tx_service = svc
-        self.on_transition = svc.on_transition
-        self.raise_event = svc.raise_event
         svc.recover()
         self.start("transactions", svc.run)
         if m is not None:
             m.listeners.append(lambda r: svc.note_reading())
             m.identity_listeners.append(svc.meter_exchanged)
+
+    def on_transition(self, ev):
+        # The controller's edges; without the transactions service (its start
+        # failed soft) switching goes on unrecorded, and the taf16 fault says why.
+        if self.tx_service is not None:
+            self.tx_service.on_transition(ev)
+
+    def raise_event(self, text, kind, reading_wh=None):
+        if self.tx_service is None:
+            from dicamm.errors import CommandError
+            raise CommandError("TAF16 events are off: see the taf16 fault")
+        return self.tx_service.raise_event(text, kind, reading_wh)
 
     # -- control ---------------------------------------------------------
     def start_control(self):
