@@ -228,12 +228,11 @@ def run_day(workdir, speed, heap="512k", form="py", micropython=None, wire_timin
     finally:
         rig.stop()
     out["wall_s"] = round(time.monotonic() - t_wall0, 1)
-    span_h = (snaps["b"][0] - snaps["a"][0]) / 3600.0 if "a" in snaps and "b" in snaps else 0
-    if span_h <= 0:  # a loaded host polled first after the day's last boundary: nothing to divide by
-        out.pop("t_day_start_wall", None)
-        out.pop("t_day_end_wall", None)
-    if "t_day_start_wall" in out and "t_day_end_wall" in out:
-        out["sim_day_wall_s"] = round((out.pop("t_day_end_wall") - out.pop("t_day_start_wall")) * 24 / span_h, 1)
+    wall0, wall1 = out.pop("t_day_start_wall", None), out.pop("t_day_end_wall", None)
+    # (a loaded host may poll first after the day's last boundary: then there is no span)
+    span_h = (snaps["b"][0] - snaps["a"][0]) / 3600.0 if wall0 is not None and wall1 is not None else 0
+    if span_h > 0:
+        out["sim_day_wall_s"] = round((wall1 - wall0) * 24 / span_h, 1)
         a, b = snaps["a"][1], snaps["b"][1]
         out["flash_span_h"] = span_h
         out["flash_bytes"] = b["bytes_written"] - a["bytes_written"]

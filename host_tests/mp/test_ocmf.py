@@ -5,6 +5,8 @@
 # Dual test: runs on MicroPython and CPython, on the real Journal.
 import os
 
+from scratch import fresh_dir
+
 from dicamm.drivers import txstore
 from dicamm.drivers.journal import Journal
 from dicamm.proto import ocmf, p256
@@ -16,17 +18,7 @@ T0 = 1796214124000  # 2026-12-02T13:22:04 CET
 
 
 def _dir(name):
-    try:
-        os.stat("/tmp")
-        d = "/tmp/dicamm_ocmf_" + name
-    except OSError:  # a board: the flash root
-        d = "/dicamm_ocmf_" + name
-    try:
-        for f in os.listdir(d):
-            os.remove(d + "/" + f)
-    except OSError:
-        os.mkdir(d)
-    return d
+    return fresh_dir('dicamm_ocmf', name)
 
 
 def test_tm_format_and_back():

@@ -6,6 +6,8 @@
 # Dual test: MicroPython and CPython, on the real Journal and transaction store.
 import os
 
+from scratch import fresh_dir
+
 from dicamm.drivers import txstore
 from dicamm.drivers.journal import Journal
 from dicamm.proto import ocmf
@@ -18,17 +20,7 @@ T0 = 1796214124000
 
 
 def _dir(name):
-    try:
-        os.stat("/tmp")
-        d = "/tmp/dicamm_txsvc_" + name
-    except OSError:
-        d = "/dicamm_txsvc_" + name
-    try:
-        for f in os.listdir(d):
-            os.remove(d + "/" + f)
-    except OSError:
-        os.mkdir(d)
-    return d
+    return fresh_dir('dicamm_txsvc', name)
 
 
 class FakeTime:
@@ -40,25 +32,15 @@ class FakeTime:
 
 
 class FakeMetering:
-    # The poll's last reading, and a fresh read that gives a newer one or
-    # (answers=False) fails like metering.fresh_reading: the last, marked.
+    # The poll's last reading (no fresh_reading: the edges never read afresh).
     def __init__(self, clock):
         self.clock = clock
         self.wh = 1000
-        self.answers = True
-        self.fresh = 0
+        self.edge_reads = 0
 
-    def edge_reading(self, stale=False):
-        return {"t": self.clock.t, "s": "S", "i": self.wh, "x": 0, "st": "T" if stale else "G",
-                "ef": "E" if stale else "", "age_ms": 0}
-
-    async def fresh_reading(self):
-        self.fresh += 1
-        if not self.answers:
-            return self.edge_reading(stale=True)
-        self.clock.t += 40
-        self.wh += 1
-        return self.edge_reading()
+    def edge_reading(self):
+        self.edge_reads += 1
+        return {"t": self.clock.t, "s": "S", "i": self.wh, "x": 0, "st": "G", "ef": "", "age_ms": 0}
 
     def meter_identity(self):
         return METER
@@ -109,7 +91,8 @@ def test_begin_on_flash_at_the_edge_and_end_signed_at_the_edge_reading():
     clock.t += 900000
     m.wh = 4000
     svc.on_transition(_switch(False, "default"))
-    assert m.fresh == 0 and svc.ended == 1 and store.open is None
+    assert svc.ended == 1 and store.open is None
+    assert m.edge_reads == 2   # one reading per edge: the event's is the record's
     s = ocmf.summary(store.journal.last(1)[0][1])
     assert s["begin"]["reading_wh"] == 1000 and s["end"]["reading_wh"] == 4000, s
     assert s["end"]["reason"] == "E" and s["end"]["time_ms"] == T0 + 900000 and s["end"]["st"] == "G", s

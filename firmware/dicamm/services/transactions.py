@@ -61,10 +61,12 @@ class TransactionService:
         # the flash outbox before anything is sent. Returns the event (or a
         # local one with a UUID when no gateway is configured). The reading is
         # the last good one with its own time, marked when stale.
-        t, st = self.timekeeper.stamp()
         m = self.metering
         rd = m.edge_reading() if m is not None and reading_wh is None else None
-        wh = rd["i"] if rd else reading_wh
+        return self._event(text, kind, rd, rd["i"] if rd else reading_wh)
+
+    def _event(self, text, kind, rd, wh):
+        t, st = self.timekeeper.stamp()
         text = text[:64]
         if self.outbox is not None:
             ev = self.outbox.add(kind, text, t, st, wh, reading=rd)
@@ -89,9 +91,9 @@ class TransactionService:
         on, src = ev["new"], ev.get("source")
         text = switch_text(on, src, ev.get("reason"), self.started_by)
         self.started_by = src if on else None
-        e = self.raise_event(text, "start" if on else "stop")
         m, tx = self.metering, self.store
-        rd = m.edge_reading() if m is not None else None
+        rd = m.edge_reading() if m is not None else None   # one reading for the event and the record
+        e = self._event(text, "start" if on else "stop", rd, rd["i"] if rd else None)
         if rd is None:
             return  # no reading yet: no transaction can begin or end on one
         if on:
