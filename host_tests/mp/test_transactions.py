@@ -2,12 +2,9 @@
 # TAF16 wording of switching and window edges, the OCMF 1.4 end reasons
 # (table 11: R remote, L local, A abort, E end, P power failure), the begin on
 # flash at the edge itself, the stop at the reading its TAF16 event carries
-# (never a later one), signing in its own task, and a power cut between a stop
-# edge and its signature.
+# (never a later one), and a power cut during a transaction.
 # Dual test: MicroPython and CPython, on the real Journal and transaction store.
 import os
-
-import asyncio
 
 from dicamm.drivers import txstore
 from dicamm.drivers.journal import Journal
@@ -81,16 +78,6 @@ def _switch(on, source, reason="", request_id=None):
     return {"kind": "switch", "new": on, "source": source, "reason": reason, "request_id": request_id}
 
 
-async def _drain(svc):
-    task = asyncio.create_task(svc.run())
-    for _ in range(2000):
-        if not svc.busy():
-            break
-        await asyncio.sleep_ms(1)
-    task.cancel()
-    assert not svc.busy(), "edges still queued"
-
-
 def test_event_texts():
     cases = [((True, "backend", "setpoint 3000 W", None), "start by backend: setpoint 3000 W"),
              ((True, "schedule", "window w1", None), "start by schedule: window w1"),
@@ -113,7 +100,7 @@ def test_end_reasons():
         assert stop_reason(src) == want, src
 
 
-def test_begin_on_flash_at_the_edge_and_end_signed_later_at_the_edge_reading():
+def test_begin_on_flash_at_the_edge_and_end_signed_at_the_edge_reading():
     d, store, clock, m, svc, log, _ = _service("edge")
     svc.on_transition(_switch(True, "backend", "setpoint", "req-7"))
     # nothing awaited yet: the open transaction is already on flash
@@ -122,8 +109,6 @@ def test_begin_on_flash_at_the_edge_and_end_signed_later_at_the_edge_reading():
     clock.t += 900000
     m.wh = 4000
     svc.on_transition(_switch(False, "default"))
-    assert svc.busy() and store.open["last"]["i"] == 4000   # the stop's reading noted on flash
-    asyncio.run(_drain(svc))
     assert m.fresh == 0 and svc.ended == 1 and store.open is None
     s = ocmf.summary(store.journal.last(1)[0][1])
     assert s["begin"]["reading_wh"] == 1000 and s["end"]["reading_wh"] == 4000, s
@@ -131,46 +116,30 @@ def test_begin_on_flash_at_the_edge_and_end_signed_later_at_the_edge_reading():
     assert [ln for ln in log if "stop by default: backend request ended" in ln], log
 
 
-def test_polls_after_the_stop_edge_do_not_move_its_reading():
-    _, store, clock, m, svc, _, _ = _service("after")
-    svc.on_transition(_switch(True, "installer", "manual on"))
-    clock.t += 60000
-    svc.on_transition(_switch(False, "installer", "manual off"))
-    clock.t += 1000
-    m.wh += 5
-    svc.note_reading()      # a poll before the signature: the stop's reading stays
-    asyncio.run(_drain(svc))
-    s = ocmf.summary(store.journal.last(1)[0][1])
-    assert s["end"]["reason"] == "L" and s["end"]["st"] == "G" and s["end"]["time_ms"] == T0 + 60000, s
-    assert s["end"]["reading_wh"] == 1000, s
-
-
-def test_a_begin_while_an_end_is_being_signed_waits_for_it():
+def test_a_stop_then_a_start_give_one_record_and_a_new_open_one():
     _, store, clock, m, svc, _, _ = _service("order")
     svc.on_transition(_switch(True, "backend", "setpoint"))
     clock.t += 1000
     svc.on_transition(_switch(False, "safety", "overtemperature"))
     clock.t += 1000
     svc.on_transition(_switch(True, "backend", "setpoint"))
-    assert svc.busy()
-    asyncio.run(_drain(svc))
     recs = [ocmf.summary(p) for _, p in store.journal.last(5)]
-    assert len(recs) == 1 and recs[0]["end"]["reason"] == "A" and recs[0]["pg"] == 1, recs  # safety: A, not a forced abort
+    assert len(recs) == 1 and recs[0]["end"]["reason"] == "A" and recs[0]["pg"] == 1, recs  # safety: A
     assert store.open is not None and store.open["pg"] == 2 and store.open["begin"]["t"] == T0 + 2000
 
 
-def test_power_cut_between_the_stop_edge_and_its_signature_ends_with_p():
+def test_power_cut_during_a_transaction_ends_it_with_p_at_the_last_noted_reading():
     d, store, clock, m, svc, _, _ = _service("cut")
     svc.on_transition(_switch(True, "dso", "limit"))
-    clock.t += 300000
+    clock.t += 900000
     m.wh = 1500
-    svc.on_transition(_switch(False, "dso", "limit"))
-    # power cut now: the service's task never ran
+    svc.note_reading()          # a poll 15 min on: noted on flash
+    # power cut now
     store2 = txstore.Transactions(Journal(d, "tx", 65536, 8192), KEY, GW, d + "/tx.open")
     svc2 = TransactionService(store2, clock, m, None, lambda t: None, lambda n, t=None: None)
     svc2.recover()
     s = ocmf.summary(store2.journal.last(1)[0][1])
-    assert s["end"]["reason"] == "P" and s["end"]["reading_wh"] == 1500 and s["end"]["time_ms"] == T0 + 300000, s
+    assert s["end"]["reason"] == "P" and s["end"]["reading_wh"] == 1500 and s["end"]["time_ms"] == T0 + 900000, s
     assert store2.open is None
 
 

@@ -256,7 +256,6 @@ class App:
         svc = TransactionService(self.transactions, self.timekeeper, m, self.outbox, self.info, self.fault)
         self.tx_service = svc
         svc.recover()
-        self.start("transactions", svc.run)
         if m is not None:
             m.listeners.append(lambda r: svc.note_reading())
             m.identity_listeners.append(svc.meter_exchanged)

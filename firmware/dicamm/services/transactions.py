@@ -4,17 +4,13 @@
 # what it uses (the transaction store, legal time, the metering service, the
 # outbox, a log and a fault setter), never the application.
 #
-# Every step that must survive a power cut happens at the edge itself, before
-# anything is awaited: the TAF16 event is on flash (outbox), a begin is on
-# flash (tx.open), a stop writes the open transaction's end reading. Begin and
-# end use the reading the edge's TAF16 event carries (the last poll, at most a
-# poll period old, with its own time, marked when stale), so the gateway's
-# legal record and the OCMF record name the same reading. The slow step, the
-# ECDSA signature, runs afterwards in this service's own task, in slices, in
-# order, so that signing never blocks the load profile's boundary reads. A
-# power cut in between ends the transaction with TX "P" at the reading already
-# on flash (recover at the next start).
-from dicamm.platform import asyncio
+# Everything happens at the edge itself, before anything is awaited: the TAF16
+# event is on flash (outbox), a begin is on flash (tx.open), a stop is signed
+# and stored. Begin and end use the reading the edge's TAF16 event carries (the
+# last poll, at most a poll period old, with its own time, marked when stale),
+# so the gateway's legal record and the OCMF record name the same reading. A
+# power cut before the stop ends the transaction with TX "P" at the last
+# reading noted on flash (recover at the next start).
 
 # Who switched the load off -> OCMF TX of the end reading (OCMF 1.4, table 11:
 # R remote, A abort, L local; E plain end).
@@ -57,8 +53,6 @@ class TransactionService:
         self.info = info
         self.fault = fault
         self.started_by = None   # who switched the load on (for the stop event's text)
-        self._edges = []         # ("begin", reading, meter, ident, uuid) | ("end", reason, uuid), in order
-        self._wake = asyncio.Event()
         self.ended = 0           # records signed since start
 
     # -- TAF16 events ----------------------------------------------------
@@ -102,43 +96,15 @@ class TransactionService:
             return  # no reading yet: no transaction can begin or end on one
         if on:
             from dicamm.proto.ocmf import identification
-            edge = ("begin", rd, m.meter_identity(), identification(e["uuid"], ev.get("request_id")), e["uuid"])
-            if self._edges:
-                self._queue(edge)      # an end is still being signed: after it
-            else:
-                tx.begin(*edge[1:])
-        elif tx.open is not None or self._edges:
-            tx.note(rd, force=True)    # a power cut from here on ends it (P) at this reading
-            self._queue(("end", stop_reason(src), e["uuid"]))
-
-    def _queue(self, edge):
-        self._edges.append(edge)
-        self._wake.set()
-
-    def busy(self):
-        return bool(self._edges)
-
-    async def run(self):
-        # The slow half of the edges, one after the other.
-        while True:
-            if not self._edges:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            edge = self._edges[0]
-            tx = self.store
-            if edge[0] == "begin":
-                tx.begin(*edge[1:])
-            else:
-                if await tx.end_async(tx.open["last"] if tx.open else None, edge[1], _pause, edge[2]):
-                    self.ended += 1
-                    self.info("transaction %d ended" % (tx.next_pg() - 1))
-            self._edges.pop(0)
+            tx.begin(rd, m.meter_identity(), identification(e["uuid"], ev.get("request_id")), e["uuid"])
+        elif tx.end(rd, stop_reason(src), e["uuid"]):
+            self.ended += 1
+            self.info("transaction %d ended" % (tx.next_pg() - 1))
 
     def note_reading(self):
         # Each poll of an open transaction: the latest reading, on flash now
         # and then, so that a power cut ends it (P) at the last one noted.
-        if self.store.open is not None and not self._edges:
+        if self.store.open is not None:
             self.store.note(self.metering.edge_reading())
 
     # -- start-up and meter exchange -------------------------------------
@@ -158,7 +124,3 @@ class TransactionService:
         text = "meter exchanged: serial %s, was %s" % (new["serial"], old["serial"])
         self.fault("meter_id", text)
         self.store.meter_exchanged(self.raise_event(text, "meter")["uuid"])
-
-
-def _pause():
-    return asyncio.sleep_ms(0)
