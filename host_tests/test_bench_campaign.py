@@ -52,6 +52,9 @@ def test_bench_quick(tmp_path):
     runs = r["heap_search"]["mpy"]["runs"]
     assert runs and all(x["heap_kib"] > 0 for x in runs)
     assert not [x for x in runs if "rig_error" in x], (runs, err[-2000:])
+    # each run says why it failed, memory errors and late gaps apart; late is no pass
+    assert all(x["passes"] == (x["why"] is None) for x in runs), runs
+    assert not [x for x in runs if x["passes"] and (x["late_gaps"] or x["memory_error"])], runs
     if r.get("heap_min_kib") is not None:
         assert any(x["passes"] and x["heap_kib"] == r["heap_min_kib"] for x in runs)
 

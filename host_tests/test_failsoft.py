@@ -50,7 +50,8 @@ class NoUmqttRig(Rig):
 
 def test_without_umqtt_the_device_meters_profiles_and_switches(tmp_path):
     day0 = day_start_ms("2026-11-29")
-    rig = NoUmqttRig(tmp_path / "rig", speed=120, start_ms=day0 + 14 * 60_000, mqtt=True,
+    # up 5 device minutes (2.5 real s) before the first boundary, on any host load
+    rig = NoUmqttRig(tmp_path / "rig", speed=120, start_ms=day0 + 10 * 60_000, mqtt=True,
                      slow=(20, 1000, 10000)).start()
     try:
         fw = rig.fw
@@ -62,7 +63,7 @@ def test_without_umqtt_the_device_meters_profiles_and_switches(tmp_path):
                        30, 0.2, "a meter reading")
         assert m["import_wh"] > 0
         # the load profile: the boundaries at 00:15 and 00:30 are values
-        wait_until(lambda: fw.json("status --json")["qh"]["values"] >= 2, 60, 0.3, "two quarter-hour values")
+        wait_until(lambda: fw.json("status --json")["qh"]["values"] >= 2, 90, 0.3, "two quarter-hour values")
         qh = fw.json("qh --json --last 10")["qh"]
         assert [r["boundary"] for r in qh if "import_wh" in r][:2] == [day0 // 1000 + 900, day0 // 1000 + 1800], qh
         # relay control: the installer switches on, then back to auto (off)

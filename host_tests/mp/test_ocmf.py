@@ -169,7 +169,8 @@ def test_end_async_pauses_between_steps():
     async def pause():
         n[0] += 1
         await asyncio.sleep_ms(0)
-    rec = asyncio.run(t.end_async(txstore.reading(T0 + 1000, "S", 20, 0), "E", pause))
+    assert asyncio.run(t.end_async(txstore.reading(T0 + 1000, "S", 20, 0), "E", pause)) == 1  # its pg
+    rec = bytes(j.last(1)[0][1]).decode()  # stored in pieces: one OCMF string
     assert n[0] >= 8 and ocmf.signature_ok(rec, t.pub), n
     assert t.open is None and ocmf.summary(rec)["pg"] == 1
     j.close()

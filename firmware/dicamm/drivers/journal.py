@@ -74,6 +74,7 @@ class Journal:
         self._total = 0
         self._file = None
         self._broken = False        # current segment must not be appended to
+        self.read_buf = None  # see records()
         self._hdr = bytearray(_HDR)
         self._tail = bytearray(4)
         self._buf = bytearray(_CHUNK)
@@ -185,7 +186,12 @@ class Journal:
     # -- writing ---------------------------------------------------------------
     def append(self, payload):
         # Write one record; durable when this returns. Returns its sequence number.
-        n = len(payload)
+        # payload: bytes, or a list of bytes that make the record (a big one in
+        # pieces, no block of its size in the heap).
+        parts = payload if isinstance(payload, list) else (payload,)
+        n = 0
+        for p in parts:
+            n += len(p)
         if n > _MAX_PAYLOAD or n + _OVH > self.max_bytes:
             raise StorageError("journal %s: record of %d bytes too large" % (self.name, n))
         rec = n + _OVH
@@ -197,13 +203,17 @@ class Journal:
         seq = self.next_seq
         hdr = self._hdr
         struct.pack_into("<BHI", hdr, 0, _MAGIC, n, seq)
-        struct.pack_into("<I", self._tail, 0, _crc(payload, _crc(hdr)))
+        crc = _crc(hdr)
+        for p in parts:
+            crc = _crc(p, crc)
+        struct.pack_into("<I", self._tail, 0, crc)
         try:
             f = self._file
             if f is None:
                 f = self._file = open(self._path(cur[0]), "ab")
             f.write(hdr)
-            f.write(payload)
+            for p in parts:
+                f.write(p)
             f.write(self._tail)
             f.flush()   # littlefs commits the file on sync; POSIX: in the kernel
         except OSError as e:
@@ -286,7 +296,11 @@ class Journal:
     def records(self, from_seq=0):
         # Lazily yield (seq, payload) for seq >= from_seq, one record in RAM at a
         # time. Records appended meanwhile are yielded too; a segment evicted
-        # meanwhile is skipped (its records are gone).
+        # meanwhile is skipped (its records are gone). With a read_buf (a
+        # bytearray its owner gave, for records of ~1 KB) a record that fits is
+        # read into it and yielded as a memoryview, valid until the next one:
+        # no block of its size in a fragmented heap. last() and find() copy.
+        rb = self.read_buf
         hdr = bytearray(_HDR)
         tail = bytearray(4)
         seg = None
@@ -316,7 +330,12 @@ class Journal:
                     if s < from_seq:
                         f.seek(n + 4, 1)
                     else:
-                        payload = f.read(n)
+                        if rb is not None and n <= len(rb):
+                            payload = memoryview(rb)[:n]
+                            if f.readinto(payload) != n:
+                                break
+                        else:
+                            payload = f.read(n)
                         if f.readinto(tail) != 4 or len(payload) != n:
                             break
                         if struct.unpack_from("<I", tail)[0] != _crc(payload, _crc(hdr)):
@@ -335,7 +354,7 @@ class Journal:
         # The newest n records as a list of (seq, payload), oldest first.
         g = self.records(max(self.next_seq - n, 0))
         try:
-            return list(g)
+            return [(s, bytes(p)) for s, p in g]
         finally:
             g.close()
 
@@ -344,7 +363,7 @@ class Journal:
         g = self.records(seq)
         try:
             for s, p in g:
-                return p if s == seq else None
+                return bytes(p) if s == seq else None
             return None
         finally:
             g.close()

@@ -232,8 +232,14 @@ class Client(MQTTClient):
         return i + 1
 
     def publish(self, topic, msg, retain=False, qos=0):
-        # Returns the packet id (QoS 1) without waiting for the PUBACK.
-        sz = 2 + len(topic) + len(msg) + (2 if qos else 0)
+        # Returns the packet id (QoS 1) without waiting for the PUBACK. msg:
+        # bytes, or a list of bytes written one after the other (a big message
+        # in parts, mqtt_streams.json_parts).
+        parts = msg if isinstance(msg, list) else (msg,)
+        n = 0
+        for p in parts:
+            n += len(p)
+        sz = 2 + len(topic) + n + (2 if qos else 0)
         i = self._fixed_header(0x30 | qos << 1 | retain, sz)
         h = self._hdr
         if i + 4 + len(topic) > len(h):
@@ -249,7 +255,8 @@ class Client(MQTTClient):
             struct.pack_into("!H", h, i, pid)
             i += 2
         self.sock.write(h, i)
-        self.sock.write(msg)
+        for p in parts:
+            self.sock.write(p)
         return pid
 
 

@@ -4,10 +4,15 @@
 # atomically written file, so that after a power cut recover() ends it (TX P)
 # at the last reading noted before the cut, with that reading's own time.
 # The records themselves are built in proto/ocmf.py and signed by proto/p256.py.
+import hashlib
 import json
+
+from micropython import const
 
 from dicamm.drivers import fsutil
 from dicamm.proto import ocmf
+
+_READ_BUF = const(1536)  # a record is ~1 KB (2 RD) to ~1.4 KB (4 RD): read into this, made once at start
 
 
 def load_or_create_key(path):
@@ -29,9 +34,11 @@ def load_or_create_key(path):
 
 
 def decode(seq, payload):
-    # A journal record for MQTT and tools: its summary and the OCMF string.
+    # A journal record for MQTT and tools: its summary and the OCMF record as
+    # bytes (the MQTT link writes it out in escaped slices: no second copy of
+    # a 1 KB record in the heap; list() makes it a str).
     d = ocmf.summary(payload)
-    d["ocmf"] = bytes(payload).decode()
+    d["ocmf"] = payload if isinstance(payload, memoryview) else bytes(payload)
     return d
 
 
@@ -58,6 +65,8 @@ class Transactions:
     # meter's resolution, profiles.kwh_decimals).
     def __init__(self, journal, key, gateway, open_path=None, note_every_ms=900000, decimals=3):
         self.journal = journal
+        if getattr(journal, "read_buf", 0) is None:
+            journal.read_buf = bytearray(_READ_BUF)  # records read where they lie (journal.records)
         self.key = key
         self._pub = None  # made when first asked: one scalar product
         self.gateway = gateway
@@ -138,13 +147,21 @@ class Transactions:
             self._save_open()
 
     def _payload(self, rd, reason, uuid):
+        # The payload section as a list of short bytes and their SHA-256: a
+        # record of ~1 KB is signed and stored without a block of its size.
         o = self.open
-        return ocmf.payload(o["pg"], self.gateway, o["meter"], o["ident"], o["begin"], rd, reason,
-                            self.decimals, (o.get("uuid"), uuid))
+        parts = ocmf.payload_parts(o["pg"], self.gateway, o["meter"], o["ident"], o["begin"], rd, reason,
+                                   self.decimals, (o.get("uuid"), uuid))
+        h = hashlib.sha256()
+        for i in range(len(parts)):
+            parts[i] = parts[i].encode()
+            h.update(parts[i])
+        return parts, h.digest()
 
     def _store(self, body, sig):
-        rec = ocmf.envelope(body, sig[0], sig[1])
-        self.journal.append(rec.encode())
+        # -> the parts of the record as stored (b"".join them for the string)
+        rec = [b"OCMF|"] + body + [b"|", ocmf.signature(sig[0], sig[1]).encode()]
+        self.journal.append(rec)
         self._last_pg = self.open["pg"]
         self.open = None
         self._save_open()
@@ -157,27 +174,31 @@ class Transactions:
         if self.open is None:
             return None
         from dicamm.proto import p256  # loaded at the first signature, not at start
-        body = self._payload(rd, reason, uuid)
-        return self._store(body, p256.sign(self.key, body.encode()))
+        body, h = self._payload(rd, reason, uuid)
+        for v in p256.signing(self.key, None, h):
+            if v is not None:
+                return b"".join(self._store(body, v)).decode()
 
     async def end_async(self, rd, reason, pause, uuid=None):
         # As end(), but awaits pause() between the steps of the signature
         # (about 1/16 of it each), so that a slow port keeps running its other
-        # tasks; pause is e.g. `lambda: asyncio.sleep_ms(0)`.
+        # tasks; pause is e.g. `lambda: asyncio.sleep_ms(0)`. Returns the
+        # record's pg (the record is in the journal; no string of it is made).
         if self.open is None:
             return None
         from dicamm.proto import p256
-        body = self._payload(rd, reason, uuid)
+        body, h = self._payload(rd, reason, uuid)
         open_pg = self.open["pg"]
         sig = None
-        for v in p256.signing(self.key, body.encode()):
+        for v in p256.signing(self.key, None, h):
             if v is None:
                 await pause()
             else:
                 sig = v
         if self.open is None or self.open["pg"] != open_pg:
             return None  # ended meanwhile by someone else
-        return self._store(body, sig)
+        self._store(body, sig)
+        return open_pg
 
     def meter_exchanged(self, uuid=None):
         # The meter's serial changed under an open transaction: it ends
@@ -208,7 +229,9 @@ class Transactions:
         try:
             for seq, p in g:
                 try:
-                    d = decode(seq, p) if with_ocmf else ocmf.summary(p)
+                    d = ocmf.summary(p)
+                    if with_ocmf:
+                        d["ocmf"] = bytes(p).decode()
                 except (ValueError, KeyError):
                     d = {"seq": seq, "error": "unreadable record"}
                 p = None

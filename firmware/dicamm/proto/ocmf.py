@@ -13,7 +13,11 @@
 # storage drivers/txstore.py.
 import json
 
+from micropython import const
+
 from dicamm.proto import localtime, p256
+
+_WINDOW = const(128)  # bytes of a record searched at a time (_find)
 
 FV = "1.4"
 SA = "ECDSA-secp256r1-SHA256"
@@ -90,7 +94,13 @@ def _reading(put, r, tx, obis, wh, decimals):
 
 
 def payload(pg, gateway, meter, ident, begin, end, reason, decimals=3, uuids=None):
-    # The payload section (str). gateway: (GI, GS, GV); meter: dict with
+    # The payload section (str); payload_parts() gives it in pieces.
+    return "".join(payload_parts(pg, gateway, meter, ident, begin, end, reason, decimals, uuids))
+
+
+def payload_parts(pg, gateway, meter, ident, begin, end, reason, decimals=3, uuids=None):
+    # The payload section as a list of short str that join to it: signed and
+    # stored piece by piece, it never needs one big block of the heap. gateway: (GI, GS, GV); meter: dict with
     # vendor, model, serial, firmware; ident: identification(); begin/end:
     # readings (see the header); reason: one of END_REASONS; uuids: the TAF16
     # events of begin and end, kept (signed) in the vendor extension keys XB
@@ -121,12 +131,17 @@ def payload(pg, gateway, meter, ident, begin, end, reason, decimals=3, uuids=Non
         put(",")
         _reading(put, end, reason, OBIS_EXPORT, end["x"], decimals)
     put("]}")
-    return "".join(parts)
+    return parts
 
 
 def envelope(payload_text, r, s):
+    return "OCMF|%s|%s" % (payload_text, signature(r, s))
+
+
+def signature(r, s):
+    # The signature section of the record.
     from binascii import hexlify
-    return 'OCMF|%s|{"SA":"%s","SD":"%s"}' % (payload_text, SA, hexlify(p256.sig_der(r, s)).decode().upper())
+    return '{"SA":"%s","SD":"%s"}' % (SA, hexlify(p256.sig_der(r, s)).decode().upper())
 
 
 def split(record):
@@ -153,14 +168,48 @@ def signature_ok(record, pub):
     return p256.verify(pub, body.encode(), r, s)
 
 
+def _find(mv, sub, start=0):
+    # Index of sub in the bytes-like mv from start, or -1: searched in windows
+    # of _WINDOW bytes, so that a record of 1 KB is never copied whole.
+    i, end, w = start, len(mv), _WINDOW
+    while i < end:
+        k = bytes(mv[i:min(end, i + w + len(sub) - 1)]).find(sub)
+        if k >= 0:
+            return i + k
+        i += w
+    return -1
+
+
+def _sections(record):
+    # (payload, signature) of an OCMF record as memoryviews into it (str,
+    # bytes, or the memoryview a journal read it into: no copy of the record).
+    mv = memoryview(record.encode() if isinstance(record, str) else record)
+    k = _find(mv, b"|", 5)
+    if bytes(mv[:5]) != b"OCMF|" or k < 0 or _find(mv, b"|", k + 1) >= 0:
+        raise ValueError("not OCMF|payload|signature")
+    return mv[5:k], mv[k + 1:]
+
+
+def _loads(mv):
+    try:
+        return json.loads(mv)          # MicroPython parses a memoryview as it is
+    except TypeError:
+        return json.loads(bytes(mv))   # CPython wants bytes
+
+
 def _rv_wh(body):
     # Every RV of the payload as Wh, in order, from the text itself: a float
     # on an ESP32 has 24 bits, too few for a kWh register with 3 decimals.
+    # body: bytes-like or str.
+    mv = memoryview(body.encode() if isinstance(body, str) else body)
     out = []
-    for piece in body.split('"RV":')[1:]:
+    i = _find(mv, b'"RV":')
+    while i >= 0:
+        piece = bytes(mv[i + 5:i + 5 + 24]).decode()
         n = 0
         while n < len(piece) and piece[n] in "0123456789.":
             n += 1
+        i = _find(mv, b'"RV":', i + 5)
         a, _, b = piece[:n].partition(".")
         if not a.isdigit() or (b and not b.isdigit()) or len(b) > 3:
             raise ValueError("bad RV %r" % piece[:n])
@@ -171,9 +220,10 @@ def _rv_wh(body):
 def summary(record):
     # A dict for people and tools (console `tx`, MQTT, verify_tx): pg, meter
     # serial, begin/end {reading_wh, export_wh, time_ms, time_status, st, ef,
-    # reason}, energy_wh, id. ValueError when the record is not OCMF.
-    body, _ = split(record)
-    p = json.loads(body)
+    # reason}, energy_wh, id. ValueError when the record is not OCMF. record:
+    # str or bytes-like; parsed where it lies (a journal's read buffer).
+    body, _ = _sections(record)
+    p = _loads(body)
     pg = p.get("PG", "")
     out = {"pg": int(pg[1:]) if pg[:1] == "T" and pg[1:].isdigit() else pg, "meter_serial": p.get("MS"),
            "meter_model": p.get("MM"), "id": p.get("ID")}

@@ -157,9 +157,11 @@ def _nonces(d, h1):
         v = _hmac(k, v)
 
 
-def signing(d, msg):
-    # Generator: None while working, finally (r, s) over SHA-256(msg).
-    h1 = hashlib.sha256(msg).digest()
+def signing(d, msg, h1=None):
+    # Generator: None while working, finally (r, s) over SHA-256(msg), or over
+    # the digest h1 when given (a message hashed piece by piece).
+    if h1 is None:
+        h1 = hashlib.sha256(msg).digest()
     e = _b2i(h1)
     for k in _nonces(d, h1):
         if not 0 < k < N:

@@ -2,7 +2,7 @@
 
 
 class RingLog:
-    def __init__(self, size=40):
+    def __init__(self, size=16):
         self.lines = [None] * size
         self.n = 0
 

@@ -14,6 +14,33 @@ STREAMS = ("qh", "event", "event/gateway", "tx")
 _BURST = const(4)             # journal records per stream per turn
 _SAVE_EVERY = const(32)       # cursor saved after this many acknowledged records...
 _SAVE_AFTER_MS = const(600000)  # ...or this long after the first unsaved one
+_SLICE = const(128)           # bytes of a long record escaped at a time (json_parts)
+
+
+def json_parts(d):
+    # d as JSON, a list of parts: the small values in one piece, a long bytes
+    # value (the OCMF record of a transaction) as escaped slices of _SLICE, so
+    # that no part needs a big block of a fragmented heap (a 1 KB record as
+    # one JSON string was 2 KB, twice: the text and its encoding).
+    big = [k for k in d if isinstance(d[k], (bytes, memoryview)) and len(d[k]) > _SLICE]
+    if not big:
+        return json.dumps(d).encode()
+    small = {}
+    for k in d:
+        if k not in big:
+            small[k] = d[k]
+    head = json.dumps(small)
+    parts = [head[:-1].encode()]
+    sep = b"," if len(small) else b""
+    for k in big:
+        v = memoryview(d[k])
+        parts.append(sep + json.dumps(k).encode() + b":\"")
+        for i in range(0, len(v), _SLICE):
+            parts.append(json.dumps(bytes(v[i:i + _SLICE]).decode())[1:-1].encode())
+        parts.append(b"\"")
+        sep = b","
+    parts.append(b"}")
+    return parts
 
 
 def with_seq(seq, payload):
@@ -146,7 +173,7 @@ class Streams:
             try:
                 d = fn(seq, payload)
                 d["seq"] = seq
-                return json.dumps(d).encode()
+                return json_parts(d)
             except Exception as e:  # an undecodable record still goes out
                 self._log("%s seq %d not decoded: %s" % (self.items[i][0], seq, e))
         return with_seq(seq, payload)
