@@ -374,3 +374,38 @@ def test_run_started_again_keeps_the_relay_state():
 
     asyncio.run(main())
     assert sw(ev) == [("installer", False, True)], ev
+
+
+def test_staged_element_dimmed_to_its_4kw_stage_by_a_0w_limit():
+    # 2/4/6 kW on three relays (relay.stages_w). §14a: a limit of 0 W is raised to
+    # 4200 W, the highest stage that fits is 4 kW; each stage's power is checked.
+    from dicamm.drivers.relay import StagedOutput
+    relays = [FakeOutput(), FakeOutput(), FakeOutput()]
+    out = StagedOutput(relays, [2000, 4000, 6000])
+    cfg = {"relay": dict(CFG["relay"], nominal_w=6000, min_off_s=0)}
+    c, clock, ev = make(out=out, cfg=cfg)
+    asyncio.run(c.start())
+    c.backend(on=True, ttl_s=3600)
+    steps(c, clock, 5, power=lambda c: 500 + c.arbiter.power_w)
+    assert out.stage == 3 and [r.on for r in relays] == [True, True, True]
+    c.dso(0, 600)
+    steps(c, clock, 6, power=lambda c: 500 + c.arbiter.power_w)
+    st = c.status()
+    assert out.stage == 2 and [r.on for r in relays] == [True, True, False]
+    assert (st["source"], st["stage"], st["power_w"], st["allowed_w"]) == ("dso", 2, 4000, 4000), st
+    assert st["limit"]["asked_w"] == 0 and st["limit"]["limit_w"] == 4200 and st["limit"]["source"] == "console"
+    assert [e["reason"] for e in ev if e["kind"] == "limit"] == [
+        "14a limit 0 W raised to the legal minimum 4200 W (console)"]
+    assert sw(ev) == [("backend", False, True)]     # still on: a stage change is no switching
+    steps(c, clock, 60, power=lambda c: 500 + c.arbiter.power_w)
+    assert c.status()["faults"] == {}
+    c.dso(None)
+    steps(c, clock, 200, power=lambda c: 500 + c.arbiter.power_w)
+    assert out.stage == 3 and c.status()["faults"] == {}
+    assert out.history[-2:] == [(None, 2), (None, 3)]
+    # relay 3 welded open: the step to stage 3 shows no rise
+    c.dso(0, 600)
+    steps(c, clock, 300, power=lambda c: 500 + c.arbiter.power_w)
+    c.dso(None)
+    steps(c, clock, 400, power=lambda c: 500 + min(c.arbiter.power_w, 4000))
+    assert "no_power_rise" in c.status()["faults"], c.status()

@@ -116,8 +116,9 @@ class Controller:
         self.restored = self.grid.restore(0, self._legal())
         save, load = schedule_store if schedule_store else (None, None)
         self.schedule = Schedule(save, load)
-        self.plausibility = Plausibility(s["nominal_w"], s["plausibility_share"], s["plausibility_s"],
-                                         s["fault_retry_s"], s["fault_retry_max_s"])
+        self.staged = stages is not None
+        self.plausibility = Plausibility(self.arbiter.nominal_w, s["plausibility_share"], s["plausibility_s"],
+                                         s["fault_retry_s"], s["fault_retry_max_s"], self.staged)
         self.reading = None
         self.source = "power_up"
         self.deferred = None
@@ -229,11 +230,12 @@ class Controller:
         except (DicammError, OSError) as e:
             self.last_error = "output: %s" % (e,)
             return False
-        was = self._applied[0] if self._applied else None
+        was = self._applied
         self._applied = (on, power_w)
         self._applied_ms = now
-        if was != on:
-            self.plausibility.feed(now, None, on, power_w if self.modulating else None)
+        if was is None or was[0] != on or self.staged and was[1] != power_w:
+            # an edge (a staged load's stage change too) for the plausibility check
+            self.plausibility.feed(now, None, on, power_w if self.modulating or self.staged else None)
         return True
 
     def _check_feedback(self, now):
@@ -277,7 +279,7 @@ class Controller:
                 return
         on, pw = self._applied
         if self.plausibility.feed(self.now_ms(), reading["power_w"], on,
-                                  pw if self.modulating else None):
+                                  pw if self.modulating or self.staged else None):
             self._kick()
 
     # -- commands (called by commands.Commands for the CLI and MQTT) ---------
