@@ -137,7 +137,8 @@ class GridSignal:
         if lim is not None and a is not None:
             lim["source"] = a[0]
             lim["until_ms"] = None if a[2] is None else legal + a[2] - now
-        st["grid_signal"] = {"contact": self.contact_state, "lost": self.limit.lost,
+        st["grid_signal"] = {"contact": self.contact_state, "bounces": getattr(self.contact, "bounces", None),
+                             "lost": self.limit.lost,
                              "heartbeat_s": self.limit.heartbeat_ms // 1000 or None,
                              "last_error": self.last_error}
         return st
