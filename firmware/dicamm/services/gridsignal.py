@@ -34,6 +34,7 @@ class GridSignal:
                                s["contact_w"] if contact is not None else None)
         self.contact_state = None if contact is not None else "none"
         self.last_error = None
+        self.last_end = None   # how the last limit ended: "lapsed (console)"
 
     def restore(self, now, legal):
         # -> a line for the log, or None. Puts the restored limit into the
@@ -89,7 +90,11 @@ class GridSignal:
         g = self.limit
         if self.contact is not None:
             g.contact(self.read_contact(), now)
-        texts = [self._text(e) for e in g.poll(now)]
+        edges = g.poll(now)
+        for e in edges:
+            if e[0] == "end":
+                self.last_end = "%s (%s)" % (e[3], e[1])
+        texts = [self._text(e) for e in edges]
         self._push(now)
         if g.dirty and self._save is not None:
             try:
@@ -138,7 +143,7 @@ class GridSignal:
             lim["source"] = a[0]
             lim["until_ms"] = None if a[2] is None else legal + a[2] - now
         st["grid_signal"] = {"contact": self.contact_state, "bounces": getattr(self.contact, "bounces", None),
-                             "lost": self.limit.lost,
+                             "lost": self.limit.lost, "last_end": self.last_end,
                              "heartbeat_s": self.limit.heartbeat_ms // 1000 or None,
                              "last_error": self.last_error}
         return st
