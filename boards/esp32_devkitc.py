@@ -5,6 +5,8 @@
 # external LED (many clones have one on GPIO2). Safe mode: BOOT button (GPIO0),
 # pressed after the reset is released (held during reset it starts the ROM
 # download mode instead).
+# Staged output (relay.stages_w): relays 2 and 3 on GPIO25/26. The control box
+# contact (dso.contact) between GPIO27 and GND, internal pull-up: closed reads low.
 # Image: ESP32_GENERIC built with the firmware frozen in (manifest.py): without
 # PSRAM the firmware as .mpy does not fit the heap (docs/FLASHING.md, Memory).
 BOARD = {
@@ -14,6 +16,9 @@ BOARD = {
                        "page": "MicroPython download page, board ESP32_GENERIC", "frozen": True},
     "meter_uart": {"id": 2, "tx": 17, "rx": 16, "de": 4},
     "relay": {"pin": 23, "active_low": False, "feedback": 22, "feedback_active_low": True},
+    "stages": [{"pin": 25, "active_low": False, "feedback": None, "feedback_active_low": False},
+               {"pin": 26, "active_low": False, "feedback": None, "feedback_active_low": False}],
+    "dso_input": {"pin": 27, "active_low": True, "pull": "up"},
     "led": 2,
     "safe_mode_pin": 0,
     "net": {"kind": "wifi"},

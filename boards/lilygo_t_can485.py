@@ -8,6 +8,8 @@
 # - the relay and its feedback use the free header pins GPIO32 and GPIO33;
 # - the LED is a WS2812 RGB LED on GPIO4, not a plain GPIO: no status LED;
 # - safe mode: BOOT button (GPIO0), pressed after the reset is released.
+# - staged output (relay.stages_w): relays 2 and 3 on GPIO18/23; the control box
+#   contact (dso.contact) between GPIO25 and GND, internal pull-up (closed reads low);
 # Image: ESP32_GENERIC with the firmware frozen in (no PSRAM; docs/FLASHING.md, Memory).
 BOARD = {
     "name": "lilygo_t_can485",
@@ -17,6 +19,9 @@ BOARD = {
     "meter_uart": {"id": 2, "tx": 22, "rx": 21, "de": None,
                    "hold": [[16, 1], [19, 1], [17, 1]]},
     "relay": {"pin": 32, "active_low": False, "feedback": 33, "feedback_active_low": True},
+    "stages": [{"pin": 18, "active_low": False, "feedback": None, "feedback_active_low": False},
+               {"pin": 23, "active_low": False, "feedback": None, "feedback_active_low": False}],
+    "dso_input": {"pin": 25, "active_low": True, "pull": "up"},
     "led": None,
     "safe_mode_pin": 0,
     "net": {"kind": "wifi"},

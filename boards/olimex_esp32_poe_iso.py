@@ -10,6 +10,8 @@
 # - relay and feedback on the EXT header: GPIO32, GPIO33;
 # - BUT1 is GPIO34 (input only, external pull-up on the board), used for safe
 #   mode; the board has no user LED.
+# - staged output (relay.stages_w): relays 2 and 3 on GPIO13/16 (EXT header); the
+#   control box contact (dso.contact) between GPIO14 and GND, internal pull-up;
 # Image: OLIMEX_ESP32_POE with the firmware frozen in (no PSRAM on the standard
 # variant; docs/FLASHING.md, Memory).
 BOARD = {
@@ -19,6 +21,9 @@ BOARD = {
                        "page": "MicroPython download page, board OLIMEX_ESP32_POE", "frozen": True},
     "meter_uart": {"id": 2, "tx": 4, "rx": 36, "de": 5},
     "relay": {"pin": 32, "active_low": False, "feedback": 33, "feedback_active_low": True},
+    "stages": [{"pin": 13, "active_low": False, "feedback": None, "feedback_active_low": False},
+               {"pin": 16, "active_low": False, "feedback": None, "feedback_active_low": False}],
+    "dso_input": {"pin": 14, "active_low": True, "pull": "up"},
     "led": None,
     "safe_mode_pin": 34,
     "net": {"kind": "ethernet", "phy": "LAN8720", "phy_addr": 0, "mdc": 23, "mdio": 18,

@@ -1,5 +1,5 @@
 # Board start-up; runs before main.py on the board, never on the unix port.
-# The relay goes to its power-up state (off) first, before anything that can
+# The relays (the relay and a staged output's others) go to their power-up state (off) first, before anything that can
 # fail; then dicamm.drivers.startup drives the board's hold pins, decides on safe mode
 # (button held, safemode file, three crashes in a row, filesystem) and starts
 # the watchdog unless in safe mode. main.py skips the application when
@@ -13,9 +13,9 @@ except Exception as e:
     print("boot: board.py:", repr(e))
 
 try:
-    _r = BOARD["relay"]
-    if _r["pin"] is not None:
-        machine.Pin(_r["pin"], machine.Pin.OUT, value=1 if _r["active_low"] else 0)
+    for _r in [BOARD["relay"]] + list(BOARD.get("stages") or ()):
+        if _r["pin"] is not None:
+            machine.Pin(_r["pin"], machine.Pin.OUT, value=1 if _r["active_low"] else 0)
 except Exception as e:
     print("boot: relay:", repr(e))
 

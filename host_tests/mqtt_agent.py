@@ -70,7 +70,8 @@ class Commands:
     def __init__(self):
         self.relay = "off"
 
-    def execute(self, name, args):
+    def execute(self, name, args, via="c"):
+        assert via == "m", via   # the link issues commands as the MQTT channel
         if name == "setpoint" and args.get("power_w", 0) > 50000:
             raise CommandError("power_w above the element's 50000 W")
         with open(path("executed.log"), "a") as f:

@@ -108,7 +108,7 @@ def _ev(n, text, uuid=None):
 
 START = "start by schedule: window w1"
 SAFETY = "stop by safety: fault no_power_rise"
-LIMIT = "grid operator limit 0 W for 600 s (14a EnWG)"
+LIMIT = "14a limit 0 W raised to the legal minimum 4200 W (console)"
 # (what, changes [(s, on, run, cause)], run marks (last event seq per run), device events,
 #  transactions' end reasons {stop event uuid: reason}, restarts [s], and what the judge
 #  must say: {"v": violation substrings, "u": unmatched substrings, "forced": n allowed inside min on})
@@ -134,11 +134,17 @@ RELAY_CASES = [
      [_ev(1, START), _ev(2, LIMIT), _ev(3, "stop by dso: 14a limit 0 W")], {"u3": "R"}, [], {"forced": 1}),
     ("dso without one, or after it was lifted, may not",
      [(300, True, 0, "firmware"), (348, False, 0, "firmware")], [],
-     [_ev(1, START), _ev(2, LIMIT), _ev(3, "grid operator limit lifted (14a EnWG)"),
-      _ev(4, "stop by dso: 14a limit 0 W")], {}, [], {"v": ["off 48 s after on (stop by dso"]}),
-    ("a limit raised in an earlier run does not count (the arbiter starts without it)",
+     [_ev(1, START), _ev(2, LIMIT), _ev(3, "14a limit ended: lifted (console)"),
+      _ev(4, "stop by dso: 14a limit 4200 W (asked 0 W, console)")], {}, [],
+     {"v": ["off 48 s after on (stop by dso"]}),
+    ("a limit raised in an earlier run counts: it is restored after the reboot",
      [(300, True, 0, "power loss"), (800, True, 1, "firmware"), (848, False, 1, "firmware")], [1],
-     [_ev(1, LIMIT), _ev(2, START), _ev(3, "stop by dso: 14a limit 0 W")], {}, [500],
+     [_ev(1, LIMIT), _ev(2, START), _ev(3, "stop by dso: 14a limit 4200 W (asked 0 W, console)")],
+     {"u3": "R"}, [500], {"forced": 1}),
+    ("...unless it ended (lapsed while the device was off)",
+     [(300, True, 0, "power loss"), (800, True, 1, "firmware"), (848, False, 1, "firmware")], [1],
+     [_ev(1, LIMIT), _ev(2, "14a limit ended: lapsed while off (console)"), _ev(3, START),
+      _ev(4, "stop by dso: 14a limit 4200 W (asked 0 W, console)")], {}, [500],
      {"v": ["run 1: off 48 s after on (stop by dso"]}),
     ("a power loss is no switching; the next run counts power-up as a switch-off",
      [(300, True, 0, "firmware"), (348, False, 0, "power loss"), (650, True, 1, "firmware")], [1],

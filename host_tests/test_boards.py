@@ -14,7 +14,8 @@ BOARDS = os.path.join(ROOT, "boards")
 FAKES = os.path.join(ROOT, "host_tests", "fakes")
 NAMES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(BOARDS, "*.py")))
 REQUIRED = {"esp32_devkitc", "esp32s3_devkitc", "olimex_esp32_poe_iso", "lilygo_t_can485", "unix"}
-KEYS = {"name", "chip", "firmware_image", "meter_uart", "relay", "led", "safe_mode_pin", "net", "fs"}
+KEYS = {"name", "chip", "firmware_image", "meter_uart", "relay", "stages", "dso_input", "led", "safe_mode_pin",
+        "net", "fs"}
 
 # Pins a board must not use: SPI flash (and octal PSRAM, USB, console on the S3).
 FORBIDDEN = {"esp32": set(range(6, 12)) | {1, 3},
@@ -50,6 +51,9 @@ def pins(board):
            ("relay", r["pin"], True), ("relay feedback", r["feedback"], False),
            ("led", board["led"], True), ("safe mode", board["safe_mode_pin"], False)]
     out += [("hold", p, True) for p, _ in u.get("hold", ())]
+    for i, st in enumerate(board["stages"]):
+        out += [("relay %d" % (i + 2), st["pin"], True), ("relay %d feedback" % (i + 2), st["feedback"], False)]
+    out.append(("dso contact", board["dso_input"]["pin"], False))
     if n["kind"] == "ethernet":
         out += [("eth mdc", n["mdc"], True), ("eth mdio", n["mdio"], True),
                 ("eth power", n["power"], True), ("eth ref_clk", n["ref_clk"], n["ref_clk_mode"] == "out")]
@@ -77,6 +81,9 @@ def test_board_shape(name):
     assert {"id", "tx", "rx", "de"} <= set(b["meter_uart"]) <= {"id", "tx", "rx", "de", "hold"}
     assert set(b["relay"]) == {"pin", "active_low", "feedback", "feedback_active_low"}
     assert isinstance(b["relay"]["active_low"], bool) and isinstance(b["relay"]["feedback_active_low"], bool)
+    # a staged output (relay.stages_w) of up to 3 relays; the control box contact (§14a)
+    assert len(b["stages"]) == 2 and all(set(st) == set(b["relay"]) for st in b["stages"])
+    assert set(b["dso_input"]) == {"pin", "active_low", "pull"} and b["dso_input"]["pull"] in (None, "up", "down")
     assert b["net"]["kind"] in ("wifi", "ethernet", "none")
     if b["net"]["kind"] == "ethernet":
         assert b["net"]["phy"] == "LAN8720" and isinstance(b["net"]["phy_addr"], int)

@@ -58,7 +58,9 @@ def test_active_low_relay_driven_high(tmp_path):
 def test_hold_pins_after_relay(tmp_path):
     out = run_boot(tmp_path, board="lilygo_t_can485")
     assert out["log"][0] == ["pin", 32, 3, -1, 0]
-    assert out["log"][1:4] == [["pin", 16, 3, -1, 1], ["pin", 19, 3, -1, 1], ["pin", 17, 3, -1, 1]]
+    # a staged output's relays 2 and 3 (relay.stages_w) are off before anything else too
+    assert out["log"][1:3] == [["pin", 18, 3, -1, 0], ["pin", 23, 3, -1, 0]]
+    assert out["log"][3:6] == [["pin", 16, 3, -1, 1], ["pin", 19, 3, -1, 1], ["pin", 17, 3, -1, 1]]
 
 
 def test_three_watchdog_resets_in_a_row_give_safe_mode(tmp_path):

@@ -24,7 +24,7 @@ SPEED = 60
 MIN_ON_S = 60
 MIN_OFF_S = 60
 MAX_CYCLES = 4
-ELEMENT_W = 3000
+ELEMENT_W = 6000   # a 6 kW element: a §14a limit (never below 4.2 kW) switches it off
 BASE_W = 500
 # Device ms of slack for timestamps taken a few instructions after a decision
 # (a loaded machine may pause the process between them).
@@ -136,8 +136,9 @@ def test_dso_overrides_schedule_and_manual_on_and_lapses(rig):
     assert st["state"] == "on" and st["source"] == "installer"
     assert st["sources"]["schedule"]["why_not"] == "outranked by installer"
 
-    # §14a: the grid operator limits to 0 W for 150 s. Off at once, whatever the
-    # minimum on time says, and never deferred.
+    # §14a: the grid operator limits to 0 W for 150 s (raised to the legal minimum,
+    # 4200 W: below the element's 6 kW). Off at once, whatever the minimum on
+    # time says, and never deferred.
     t_on = st["history"][-1][0]
     t_sent = rig.device_now_ms()
     out = rig.fw.command("dso 0 150")
@@ -155,8 +156,8 @@ def test_dso_overrides_schedule_and_manual_on_and_lapses(rig):
     assert open(rig.root + "/relay.gpio").read() == "0"
     wait_until(lambda: rig.meter_reads()[-1]["power_w"] == BASE_W, 20, what="power falls")
 
-    # A limit above the element's nominal power does not bind.
-    rig.fw.command("dso 5000 150")
+    # A limit at the element's nominal power does not bind.
+    rig.fw.command("dso 6000 150")
     st = wait_relay(rig, lambda s: s["state"] == "on", what="non-binding limit lets it on")
     assert st["source"] == "installer" and "does not bind" in st["sources"]["dso"]["why_not"]
     rig.fw.command("dso 0 60")
@@ -165,7 +166,8 @@ def test_dso_overrides_schedule_and_manual_on_and_lapses(rig):
     # The limit lapses after its 60 s: the installer's on rules again...
     st = wait_relay(rig, lambda s: s["source"] == "installer" and s["state"] == "on", timeout=60,
                     what="dso lapses")
-    assert st["sources"]["dso"]["why_not"].startswith("expired"), st
+    assert st["sources"]["dso"]["why_not"] == "no request", st
+    assert st["grid_signal"]["last_end"] == "lapsed (console)", st["grid_signal"]
     # ...and when the installer's 4 minutes are over, the schedule rules.
     st = wait_relay(rig, lambda s: s["source"] == "schedule", timeout=60, what="installer lapses")
     assert st["state"] == "on"
@@ -174,7 +176,8 @@ def test_dso_overrides_schedule_and_manual_on_and_lapses(rig):
     # commands.execute("dso") is the door MQTT uses too: the CLI went through it,
     # and each limit raised a TAF16 event.
     texts = [e["text"] for e in device_events(rig)]
-    assert any(x.startswith("grid operator limit 0 W") for x in texts), texts
+    assert "14a limit 0 W raised to the legal minimum 4200 W (console)" in texts, texts
+    assert "14a limit 6000 W (console)" in texts and "14a limit ended: lapsed (console)" in texts, texts
     assert any(x.startswith("stop by dso") for x in texts), texts
     rig.fw.command("schedule clear")
     wait_relay(rig, lambda s: s["state"] == "off", timeout=30, what="off after the schedule is cleared")

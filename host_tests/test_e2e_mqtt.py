@@ -166,7 +166,9 @@ def test_status_state_and_discovery_are_retained(rig):
         d = state.json()
         assert d["relay"] in ("on", "off") and d["firmware"] and isinstance(d["faults"], list)
         assert "source" in d and d["time_status"] in ("S", "I", "U")
-        assert "limit_w" in d and "limit_until_ms" in d  # the §14a limit in force (None: none)
+        # the §14a limit in force (None: none): as the law applies it, as asked, from where, until when,
+        # and the power the load may draw
+        assert {"limit_w", "limit_asked_w", "limit_source", "limit_until_ms", "allowed_w", "backend"} <= set(d), d
         uid = "dicamm_" + DEV
         want = {("sensor", "power"): ("power", "W", "meter", "power_w"),
                 ("sensor", "energy_import"): ("energy", "Wh", "meter", "import_wh"),
@@ -174,7 +176,7 @@ def test_status_state_and_discovery_are_retained(rig):
                 ("sensor", "grid_limit"): ("power", "W", "state", "limit_w"),
                 ("sensor", "time_status"): ("enum", None, "state", "time_status"),
                 ("switch", "relay"): (None, None, "state", "relay"),
-                ("select", "mode"): (None, None, "state", "mode")}
+                ("select", "mode"): (None, None, "state", "backend")}   # the backend's request (cmd/relay)
         for (comp, key), (cls, unit, topic, field) in want.items():
             t = "homeassistant/%s/%s/%s/config" % (comp, uid, key)
             m = late.wait_for(lambda m: m.topic == t, DEADLINE)
@@ -236,9 +238,10 @@ BAD = [
     ("setpoint", b'{"id":"b6","power_w":100,"on":true}', "either power_w or on"),
     ("setpoint", b'{"id":"b7","on":"yes"}', "must be true or false"),
     ("setpoint", b'{"id":"b8","power_w":2000,"ttl_s":5}', "out of range"),
-    ("dso", b'{"id":"b9","limit_w":200000}', "out of range"),
-    ("dso", b'{"id":"b10"}', "limit_w: missing"),
-    ("dso", b'{"id":"b11","limit_w":4200.5}', "must be an integer"),
+    # §14a EnWG: the grid operator's limit is never the backend's, well formed or not
+    ("dso", b'{"id":"b9","limit_w":4200}', "the backend can neither set nor lift it"),
+    ("dso", b'{"id":"b10","limit_w":null}', "the backend can neither set nor lift it"),
+    ("dso", b'{"id":"b11","limit_w":4200.5}', "refused: the 14a EnWG limit is the grid operator's"),
     ("schedule", b'{"id":"b12","windows":"soon"}', "must be a list"),
     ("schedule", b'{"id":"b13","windows":[{"id":"w","start":2000,"end":1000,"on":true}]}', ""),
     ("event", b'{"id":"b14","text":""}', "length"),
@@ -248,6 +251,10 @@ BAD = [
     ("config", b'{"id":"b18","key":"relay.min_on_s","value":"10"}', "relay.min_on_s: '10' is not a valid int"),
     ("config", b'{"id":"b19","key":"relay.min_on_s","value":99999}', "out of range"),
     ("config", b'{"id":"b20","key":"mqtt.discovery","value":1}', "mqtt.discovery: 1 is not a valid bool"),
+    # what decides which §14a limits bind stays with the installer
+    ("config", b'{"id":"b21","key":"relay.nominal_w","value":0}', "may not be set remotely"),
+    ("config", b'{"id":"b22","key":"dso.min_w","value":100000}', "may not be set remotely"),
+    ("config", b'{"id":"b23","key":"dso.controllable","value":false}', "may not be set remotely"),
 ]
 
 
@@ -272,16 +279,24 @@ def test_bad_commands_are_refused_with_a_reason_and_change_nothing(rig):
 
 def test_good_commands_change_the_device(rig):
     fw = rig.fw
+    # a relay request from MQTT is the backend's (never the installer's, who
+    # outranks it at the device): on for 30 minutes
     a = ack_of(rig, "relay", '{"id":"r1","mode":"on","minutes":30}')
-    assert a["ok"] and a["result"]["source"] == "installer" and "sources" not in a["result"], a
-    assert requests(fw)["installer"] == "on"
+    assert a["ok"] and a["result"]["source"] == "backend" and "sources" not in a["result"], a
+    assert requests(fw)["backend"] == "on" and requests(fw)["installer"] is None
+    # its 30 minutes (not relay.backend_ttl_s), less the device time since (a real s is 120 device s)
+    assert 1800 - 5 * SPEED <= fw.json("relay --json")["sources"]["backend"]["expires_in_s"] <= 1800
     wait_json(fw, "relay --json", lambda d: d["state"] == "on")
     rig.backend.wait(lambda m: m.topic == P + "state" and m.json()["relay"] == "on"
-                     and m.json()["source"] == "installer", what="state relay on")
+                     and m.json()["source"] == "backend" and m.json()["backend"] == "on", what="state relay on")
     # the same id again: the first answer again, not run twice
     assert ack_of(rig, "relay", '{"id":"r1","mode":"on","minutes":30}') == a
+    fw.command("relay off 5")          # the installer at the device outranks it
+    a = ack_of(rig, "relay", '{"id":"r1b","mode":"on","minutes":30}')
+    assert a["ok"] and a["result"]["source"] == "installer" and a["result"]["wanted"] == "off", a
+    fw.command("relay auto")
     assert ack_of(rig, "relay", '{"id":"r2","mode":"auto"}')["ok"]
-    assert requests(fw)["installer"] is None
+    assert requests(fw)["backend"] is None
 
     a = ack_of(rig, "setpoint", '{"id":"s1","power_w":2000,"ttl_s":3600}')
     assert a["ok"], a
@@ -289,9 +304,19 @@ def test_good_commands_change_the_device(rig):
     a = ack_of(rig, "setpoint", '{"id":"s2","on":false,"ttl_s":3600}')
     assert a["ok"] and requests(fw)["backend"] not in (None, "2000 W"), (a, requests(fw))
 
-    a = ack_of(rig, "dso", '{"id":"d1","limit_w":4200,"ttl_s":3600}')
-    assert a["ok"] and requests(fw)["dso"] == "limit 4200 W", (a, requests(fw))
-    assert ack_of(rig, "dso", '{"id":"d2","limit_w":null}')["ok"]
+    # §14a: a grid operator's limit in force (the bench console's) can be neither
+    # lifted nor changed from MQTT; the ack says why; the state shows it
+    fw.command("dso 0 3600")
+    for cid, body in (("d1", '"limit_w":null'), ("d2", '"limit_w":100000,"ttl_s":60')):
+        a = ack_of(rig, "dso", '{"id":"%s",%s}' % (cid, body))
+        assert a["ok"] is False and "the backend can neither set nor lift it" in a["error"], a
+        assert requests(fw)["dso"] == "limit 0 W", requests(fw)
+    m = rig.backend.wait(lambda m: m.topic == P + "state" and m.json().get("limit_source") == "console",
+                         what="state with the limit")
+    d = m.json()
+    assert (d["limit_w"], d["limit_asked_w"], d["allowed_w"]) == (4200, 0, 3000), d
+    assert d["limit_until_ms"] > rig.device_now_ms()
+    fw.command("dso off")
     assert requests(fw)["dso"] is None
 
     start = rig.device_now_ms() // 1000 + 7200
@@ -304,10 +329,22 @@ def test_good_commands_change_the_device(rig):
     assert fw.json("schedule --json")["windows"] == []
 
     for key, value in (("relay.min_on_s", 60), ("relay.max_cycles_per_h", 12), ("mqtt.discovery", True),
-                       ("time.resync_s", 7200), ("relay.nominal_w", 3000), ("relay.min_off_s", 120)):
+                       ("time.resync_s", 7200), ("relay.min_off_s", 120)):
         a = ack_of(rig, "config", json.dumps({"id": "c-" + key, "key": key, "value": value}))
         assert a["ok"] and a["result"] == {"key": key, "value": value}, a
         assert fw.json("config show --json")[key] == value
+        if key.startswith("relay."):   # control settings take effect at once, not at the next restart
+            assert fw.json("relay --json")[key[6:]] == value, key
+    # ...as the relay's protection shows: a long minimum off time defers the next switch-on
+    wait_json(fw, "relay --json", lambda d: d["state"] == "off")
+    assert ack_of(rig, "config", '{"id":"c-long","key":"relay.min_off_s","value":3600}')["ok"]
+    a = ack_of(rig, "setpoint", '{"id":"s-on","on":true,"ttl_s":600}')
+    assert a["ok"] and (a["result"]["deferred"] or "").startswith("min_off: "), a
+    assert int(a["result"]["deferred"].split()[1]) > 600, a
+    assert ack_of(rig, "config", '{"id":"c-short","key":"relay.min_off_s","value":0}')["ok"]
+    wait_json(fw, "relay --json", lambda d: d["state"] == "on" and d["deferred"] is None)
+    assert ack_of(rig, "setpoint", '{"id":"s-off","on":false,"ttl_s":600}')["ok"]
+    assert ack_of(rig, "config", '{"id":"c-back","key":"relay.min_off_s","value":120}')["ok"]
 
     a = ack_of(rig, "event", '{"id":"e1","text":"backend marks a 13k window"}')
     assert a["ok"], a

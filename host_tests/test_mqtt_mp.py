@@ -139,7 +139,6 @@ GOOD = [
     ("relay", {"id": "g-relay", "mode": "on", "minutes": 30}),
     ("setpoint", {"id": "g-setpoint", "power_w": 2000, "ttl_s": 900}),
     ("schedule", {"id": "g-schedule", "windows": [{"id": "w1", "start": T0, "end": T0 + 3600, "power_w": 3000}]}),
-    ("dso", {"id": "g-dso", "limit_w": 4200}),
     ("event", {"id": "g-event", "text": "13k window start"}),
     ("config", {"id": "g-config", "key": "mqtt.meter_period_s", "value": 2}),
 ]
@@ -153,7 +152,9 @@ BAD = [
     ("setpoint", b'{"id":"b-range","power_w":-5}', "b-range", "out of range"),
     ("setpoint", b'{"id":"b-float","power_w":1.5}', "b-float", "must be an integer"),
     ("schedule", b'{"id":"b-sched","windows":[{"id":"a","start":10,"end":5,"on":true}]}', "b-sched", "end must be"),
-    ("dso", b'{"id":"b-dso","limit_w":"4200"}', "b-dso", "must be an integer"),
+    # §14a EnWG: the grid operator's limit is not the backend's to set or lift
+    ("dso", b'{"id":"b-dso","limit_w":4200}', "b-dso", "the backend can neither set nor lift it"),
+    ("dso", b'{"id":"b-dso0","limit_w":null}', "b-dso0", "refused: the 14a EnWG limit is the grid operator's"),
     ("event", b'{"id":"b-event","text":""}', "b-event", "length"),
     ("config", b'{"id":"b-key","key":"mqtt.host","value":"10.0.0.1"}', "b-key", "may not be set remotely"),
     ("config", b'{"id":"b-val","key":"mqtt.meter_period_s","value":0}', "b-val", "out of range"),
@@ -201,7 +202,8 @@ def test_telemetry_commands_discovery(tmp_path, cleanup):
     # the backend may command the relay over MQTT: a switch and a mode select
     assert disc["homeassistant/switch/dicamm_%s/relay/config" % DEV]["payload_on"] == "on"
     assert disc["homeassistant/switch/dicamm_%s/relay/config" % DEV]["command_topic"] == P + "cmd/relay"
-    assert "value_json.mode" in disc["homeassistant/select/dicamm_%s/mode/config" % DEV]["value_template"]
+    # what it sends is a backend request (cmdspec.PRIORITY), and the select shows that request
+    assert "value_json.backend" in disc["homeassistant/select/dicamm_%s/mode/config" % DEV]["value_template"]
     assert disc["homeassistant/binary_sensor/dicamm_%s/relay/config" % DEV] is None
     assert all("object_id" not in c for c in disc.values() if c)
 

@@ -45,8 +45,8 @@ journals (its filesystem) and the emulators' own records:
     each edge is paired with the device's own record of it (the k-th edge of a run
     with the k-th `start by`/`stop by` event of that run, the run's events ending at
     the last seq on flash when it died), and an off edge inside min on is allowed only
-    when that stop event names dso (with a §14a limit raised in that run and not
-    lifted) or safety (with its fault), and the transaction it ended agrees (ER, EE).
+    when that stop event names dso (with a §14a limit on record and not ended: a limit
+    survives a reboot) or safety (with its fault), and the transaction it ended agrees (ER, EE).
     A power loss (kill) is not a switching of the firmware.
 Prints one JSON object with the counts; exit status 0 when lost and duplicated are 0
 and no check failed. The workdir keeps what the checks read (RUN_FILE holds what only
@@ -576,7 +576,8 @@ def relay_rules(changes, marks, events, tx_end, speed, restarts):
     edge may lack one, when the power went between the two. An off edge inside min on
     is allowed only when its stop event names dso or safety and the device's records
     back it: safety with its fault named and the transaction ended EE, dso with a §14a
-    limit raised in that run and not lifted, the transaction ended ER. A power loss
+    limit on record and not ended (in this run or before: it is restored after a
+    reboot, and its end is an event too), the transaction ended ER. A power loss
     (kill) is not a switching of the firmware; power-up counts as a switch-off."""
     tol = int(0.02 * speed * 1000) + 2000
     v, unmatched, forced, causes = [], [], [], {}
@@ -591,8 +592,8 @@ def relay_rules(changes, marks, events, tx_end, speed, restarts):
         evs = [(n, e) for n, e in events if lo < n <= hi]
         sw = [(n, e) + switch_kind(e.get("text")) for n, e in evs]
         sw = [x for x in sw if x[2]]
-        limits = [(n, "lifted" not in (e.get("text") or "")) for n, e in evs
-                  if (e.get("text") or "").startswith("grid operator limit")]
+        limits = [(n, not (e.get("text") or "").startswith("14a limit ended")) for n, e in events
+                  if (e.get("text") or "").startswith("14a limit") and n <= hi]
         edges, state = [], False
         for t, on, cause in by_run.get(run_no, []):
             if cause == "firmware" and on != state:

@@ -8,7 +8,7 @@ registers (SimDevice/SimData datastore) and decodes/encodes every PDU and RTU
 frame; this file adds the line: baud/parity check, wire timing and faults.
 
   meter_emu.py --meter 1:sdm630 [--meter 2:sdm120:9600] [--pty-link PATH]
-      [--load constant:W | steps:W1,W2:SECONDS | day] [--relay-file F --element-w 3000
+      [--load constant:W | steps:W1,W2:SECONDS | day] [--relay-file F --element-w 3000 [--stages-w 2000,4000,6000]
       [--element-broken]] [--speed S --start-ms T0 --epoch-ms E] [--wire-timing]
       [--fault KIND:RATE ...] [--control SOCKET] [--log FILE] [--seed N]
 
@@ -332,18 +332,29 @@ class Emulator:
     # -- housekeeping ------------------------------------------------------
     async def ticker(self):
         # Integrates energy and follows the relay file (the firmware's
-        # emulated relay writes "1"/"0" into it).
+        # emulated relay writes "1"/"0" into it). A staged element (--stages-w)
+        # follows relay.gpio, relay2.gpio, relay3.gpio beside it: stage k has
+        # relays 1..k on and draws the k-th power.
+        stages = [int(w) for w in self.args.stages_w.split(",")] if self.args.stages_w else None
+        files = [self.args.relay_file] if self.args.relay_file else []
+        if files and stages:
+            base = self.args.relay_file[:-len(".gpio")] if self.args.relay_file.endswith(".gpio") else self.args.relay_file
+            files += ["%s%d.gpio" % (base, i + 1) for i in range(1, len(stages))]
         while True:
             t = self.clock.now_ms()
-            on = False
-            if self.args.relay_file and not self.args.element_broken:
-                try:
-                    with open(self.args.relay_file) as f:
-                        on = "1" in f.read()
-                except OSError:
-                    on = False
+            k = 0
+            if files and not self.args.element_broken:
+                for path in files:
+                    try:
+                        with open(path) as f:
+                            if "1" not in f.read():
+                                break
+                    except OSError:
+                        break
+                    k += 1
+            w = (stages[k - 1] if stages else self.args.element_w) if k else 0
             for m in self.meters.values():
-                m.integ.set_extra(t, self.args.element_w if on else 0)
+                m.integ.set_extra(t, w)
             await asyncio.sleep(0.02)
 
     async def control(self, reader, writer):
@@ -425,6 +436,7 @@ def main(argv=None):
     ap.add_argument("--relay-file")
     ap.add_argument("--element-w", type=int, default=3000)
     ap.add_argument("--element-broken", action="store_true")
+    ap.add_argument("--stages-w", help="a staged element: the power with 1, 2, 3 relays on (comma separated)")
     ap.add_argument("--wire-timing", action="store_true")
     ap.add_argument("--fault", action="append", type=_fault_arg, default=[], help="KIND:RATE")
     ap.add_argument("--delay-ms", type=int, default=1500, help="extra delay of the 'delay' fault")

@@ -80,7 +80,8 @@ class Rig:
     def __init__(self, workdir, speed=1, start_ms=None, meters=("1:sdm630",), load="day",
                  element_w=3000, element_broken=False, wire_timing=False, meter_faults=(),
                  sntp=("good", "good", "good"), han="tls", mqtt=False, heap="512k",
-                 config=None, import_wh=1_000_000, seed=1, lead_ms=1500, slow=None, meter_serial=None):
+                 config=None, import_wh=1_000_000, seed=1, lead_ms=1500, slow=None, meter_serial=None,
+                 stages_w=None):
         self.workdir = os.path.abspath(str(workdir))
         self.root = os.path.join(self.workdir, "device")
         os.makedirs(self.root, exist_ok=True)
@@ -92,6 +93,7 @@ class Rig:
         self.load = load
         self.element_w = element_w
         self.element_broken = element_broken
+        self.stages_w = list(stages_w) if stages_w else None   # a staged element (relay.stages_w)
         self.wire_timing = wire_timing
         self.meter_faults = list(meter_faults)
         self.sntp_modes = list(sntp or ())
@@ -132,6 +134,8 @@ class Rig:
             argv += ["--serial", self.meter_serial]
         if self.element_broken:
             argv.append("--element-broken")
+        if self.stages_w:
+            argv += ["--stages-w", ",".join(str(w) for w in self.stages_w)]
         if self.wire_timing:
             argv.append("--wire-timing")
         for f in self.meter_faults:
@@ -189,8 +193,11 @@ class Rig:
                         "gateway": "127.0.0.1:%d" % self.sntp_ports[0] if self.sntp_ports else ""},
                # the meter emulator follows the relay file every 20 real ms (more under load):
                # at 1440x the element's power shows up tens of device seconds after the switch
-               "relay": {"min_on_s": 120, "min_off_s": 120, "max_cycles_per_h": 6, "nominal_w": self.element_w,
+               "relay": {"min_on_s": 120, "min_off_s": 120, "max_cycles_per_h": 6,
+                         "nominal_w": self.stages_w[-1] if self.stages_w else self.element_w,
                          "plausibility_s": min(600, max(30, self.clock.speed // 5))}}
+        if self.stages_w:
+            cfg["relay"]["stages_w"] = self.stages_w
         if len(self.meters[0].split(":")) > 2:
             cfg["meter"]["baud"] = int(self.meters[0].split(":")[2])
         if self.han_port:
@@ -266,6 +273,18 @@ class Rig:
         os.replace(self.han_ctl + ".new", self.han_ctl)
 
     # -- what the emulators saw ---------------------------------------------
+    def set_contact(self, text):
+        """The control box contact on the unix port: dso.contact under the root holds
+        "1" (closed) or "0" (open); anything else, or None (no file), is an input fault."""
+        path = os.path.join(self.root, "dso.contact")
+        if text is None:
+            if os.path.exists(path):
+                os.remove(path)
+            return
+        with open(path + ".new", "w") as f:
+            f.write(text)
+        os.replace(path + ".new", path)
+
     def meter_reads(self):
         """Every read the meter emulator served (its log), oldest first."""
         return read_jsonl(self.meter_log)

@@ -152,9 +152,12 @@ def test_every_command_at_its_bounds_agrees_on_both_channels():
         app = _App(root)
         walked = []
         for e in cmdspec.COMMANDS:
-            if "m" not in e[4] or e[0] == "config":
+            if not e[6] or e[0] == "config":
                 continue
             assert e[0] in CONSOLE, "%s: no console spelling in this test" % e[0]
+            mqtt = "m" in e[4]
+            refusal = cmdspec.refusal(e[0], "m")
+            assert mqtt or refusal, "%s: fields but no MQTT form and no reason why" % e[0]
             for field, kind, required, bounds in e[6]:
                 if bounds is None or kind == "enum":
                     continue
@@ -165,7 +168,10 @@ def test_every_command_at_its_bounds_agrees_on_both_channels():
                     m_ok, m_out = _mqtt(app, e[0], a)
                     what = (e[0], field, v if not isinstance(v, (str, list)) else len(v))
                     assert c_ok == allowed, (what, "console", c_out)
-                    assert m_ok == allowed, (what, "mqtt", m_out)
+                    if mqtt:
+                        assert m_ok == allowed, (what, "mqtt", m_out)
+                    else:   # refused whatever the value, with the declared reason
+                        assert not m_ok and m_out == refusal, (what, "mqtt", m_out)
                     walked.append(what)
         assert len(walked) >= 20, walked
     finally:
@@ -184,6 +190,10 @@ def _key_probes(key):
         return [(True, "true", True), (False, "false", True)]
     if kind == "list":
         return [(["a"] * hi, ",".join(["a"] * hi), True), (["a"] * (hi + 1), ",".join(["a"] * (hi + 1)), False)]
+    if kind == "watts":
+        good = [1000, 2000, 3000][:hi]
+        return [(good, ",".join(str(w) for w in good), True),
+                ([1000] * (hi + 1), ",".join(["1000"] * (hi + 1)), False), ([2000, 1000], "2000,1000", False)]
     if kind == "digits":
         return [("1" * hi, "1" * hi, True), ("1" * (hi + 1), "1" * (hi + 1), False)]
     return [("x" * hi, "x" * hi, hi > 0), ("x" * (hi + 1), "x" * (hi + 1), False)]
@@ -211,7 +221,7 @@ def test_every_config_key_agrees_on_both_channels():
 def test_command_bounds_are_those_of_the_settings():
     # A command's limit and the setting of the same quantity come from one place.
     def bounds(name, field):
-        for f in cmdspec.find(name, "m")[6]:
+        for f in cmdspec.find(name, "c")[6]:
             if f[0] == field:
                 return f[3]
 

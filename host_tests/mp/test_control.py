@@ -54,6 +54,8 @@ class Legal:
 
 CFG = {"relay": {"nominal_w": 3000, "min_on_s": 60, "min_off_s": 30, "max_cycles_per_h": 6,
                  "plausibility_share": 0.5, "plausibility_s": 20, "fault_retry_s": 600}}
+# a 6 kW element, which a §14a limit (never below 4.2 kW) switches off
+CFG6 = {"relay": dict(CFG["relay"], nominal_w=6000)}
 
 
 def make(out=None, cfg=CFG, store=None, clock=None):
@@ -94,7 +96,7 @@ def test_power_up_state_off():
 
 
 def test_manual_on_waits_for_min_off_then_dso_overrides():
-    c, clock, ev = make()
+    c, clock, ev = make(cfg=CFG6)
     asyncio.run(c.start())
     st = c.manual("on", 30)
     assert st["wanted"] == "on" and st["deferred"] == "min_off: 30 s left", st
@@ -229,7 +231,7 @@ def fast_controller(on):
     out = FakeOutput(on=on)
     clock = Clock(speed=1000, start_ms=T0)
     ev = []
-    return out, clock, ev, Controller(out, clock, clock.wall_ms, CFG, ev.append)
+    return out, clock, ev, Controller(out, clock, clock.wall_ms, CFG6, ev.append)
 
 
 def test_run_task_with_fast_clock():
@@ -251,6 +253,12 @@ def test_run_task_with_fast_clock():
     asyncio.run(main())
     assert sw(ev) == [("power_up", True, False), ("installer", False, True), ("dso", True, False),
                       ("installer", False, True)], ev
+    # every edge of the limit is an event, before the switching it causes
+    assert [(e["kind"], e["reason"]) for e in ev if e["kind"] != "switch" or e["source"] == "dso"] == [
+        ("limit", "14a limit 1000 W raised to the legal minimum 4200 W (console)"),
+        ("switch", "14a limit 4200 W (asked 1000 W, console)"),
+        ("limit", "14a limit ended: lifted (console)")], ev
+    ev = [e for e in ev if e["kind"] == "switch"]
     assert ev[1]["time_status"] is None and ev[1]["time_ms"] - T0 >= 40000
     # min_off 30 s; the legal stamps are read a moment after the decision, and a
     # real millisecond of scheduling delay is a device second here
@@ -316,31 +324,34 @@ class FakeMaster:
 
 def test_setpoint_output_and_modulating_controller():
     m = FakeMaster()
-    out = SetpointOutput(m, 3, 1000, scale=1, nominal_w=3000)
+    out = SetpointOutput(m, 3, 1000, scale=1, nominal_w=11000)
     asyncio.run(out.set(True))
-    assert m.writes == [(3, 1000, 3000)] and out.on and out.power_w == 3000
+    assert m.writes == [(3, 1000, 11000)] and out.on and out.power_w == 11000
     asyncio.run(out.set_power(1234))
     asyncio.run(out.set(False))
     assert m.writes[1:] == [(3, 1000, 1234), (3, 1000, 0)] and not out.on
     m.writes = []
-    c, clock, ev = make(out=out, cfg={"relay": {"min_on_s": 0, "min_off_s": 0}})
+    c, clock, ev = make(out=out, cfg={"relay": {"min_on_s": 0, "min_off_s": 0, "nominal_w": 11000}})
     asyncio.run(c.start())
-    c.backend(power_w=2000, ttl_s=600)
+    c.backend(power_w=9000, ttl_s=600)
     steps(c, clock, 2)
-    c.dso(1500, 600)
+    c.dso(1500, 600)   # raised to the legal minimum: 4200 W
     steps(c, clock, 4)
-    assert m.writes == [(3, 1000, 0), (3, 1000, 2000), (3, 1000, 1500)], m.writes
-    assert sw(ev) == [("backend", False, True)] and ev[-1]["power_w"] == 2000
+    assert m.writes == [(3, 1000, 0), (3, 1000, 9000), (3, 1000, 4200)], m.writes
+    assert sw(ev) == [("backend", False, True)] and ev[-1]["power_w"] == 9000
     st = c.status()
-    assert st["source"] == "dso" and st["power_w"] == 1500
+    assert st["source"] == "dso" and st["power_w"] == 4200 and st["limit"]["asked_w"] == 1500
     # a failed write is retried on the next step, and not reported as switched
     m.fail = True
-    c.dso(0, 600)
+    c.dso(6000, 600)
     steps(c, clock, 6)
-    assert out.power_w == 1500 and c.last_error.startswith("output:")
+    assert out.power_w == 4200 and c.last_error.startswith("output:")
     m.fail = False
     steps(c, clock, 7)
-    assert out.power_w == 0 and sw(ev)[-1] == ("dso", True, False)
+    assert out.power_w == 6000 and sw(ev) == [("backend", False, True)]   # a limit never switches it off
+    c.backend(power_w=0, ttl_s=600)
+    steps(c, clock, 8)
+    assert out.power_w == 0 and sw(ev)[-1] == ("backend", True, False)
 
 
 def test_run_started_again_keeps_the_relay_state():
@@ -363,3 +374,38 @@ def test_run_started_again_keeps_the_relay_state():
 
     asyncio.run(main())
     assert sw(ev) == [("installer", False, True)], ev
+
+
+def test_staged_element_dimmed_to_its_4kw_stage_by_a_0w_limit():
+    # 2/4/6 kW on three relays (relay.stages_w). §14a: a limit of 0 W is raised to
+    # 4200 W, the highest stage that fits is 4 kW; each stage's power is checked.
+    from dicamm.drivers.relay import StagedOutput
+    relays = [FakeOutput(), FakeOutput(), FakeOutput()]
+    out = StagedOutput(relays, [2000, 4000, 6000])
+    cfg = {"relay": dict(CFG["relay"], nominal_w=6000, min_off_s=0)}
+    c, clock, ev = make(out=out, cfg=cfg)
+    asyncio.run(c.start())
+    c.backend(on=True, ttl_s=3600)
+    steps(c, clock, 5, power=lambda c: 500 + c.arbiter.power_w)
+    assert out.stage == 3 and [r.on for r in relays] == [True, True, True]
+    c.dso(0, 600)
+    steps(c, clock, 6, power=lambda c: 500 + c.arbiter.power_w)
+    st = c.status()
+    assert out.stage == 2 and [r.on for r in relays] == [True, True, False]
+    assert (st["source"], st["stage"], st["power_w"], st["allowed_w"]) == ("dso", 2, 4000, 4000), st
+    assert st["limit"]["asked_w"] == 0 and st["limit"]["limit_w"] == 4200 and st["limit"]["source"] == "console"
+    assert [e["reason"] for e in ev if e["kind"] == "limit"] == [
+        "14a limit 0 W raised to the legal minimum 4200 W (console)"]
+    assert sw(ev) == [("backend", False, True)]     # still on: a stage change is no switching
+    steps(c, clock, 60, power=lambda c: 500 + c.arbiter.power_w)
+    assert c.status()["faults"] == {}
+    c.dso(None)
+    steps(c, clock, 200, power=lambda c: 500 + c.arbiter.power_w)
+    assert out.stage == 3 and c.status()["faults"] == {}
+    assert out.history[-2:] == [(None, 2), (None, 3)]
+    # relay 3 welded open: the step to stage 3 shows no rise
+    c.dso(0, 600)
+    steps(c, clock, 300, power=lambda c: 500 + c.arbiter.power_w)
+    c.dso(None)
+    steps(c, clock, 400, power=lambda c: 500 + min(c.arbiter.power_w, 4000))
+    assert "no_power_rise" in c.status()["faults"], c.status()

@@ -16,8 +16,6 @@ GOOD = [
      {"windows": [{"id": "w1", "start": T0, "end": T0 + 3600, "power_w": 3000},
                   {"id": "w2", "start": T0 + 7200, "end": T0 + 9000, "on": True}]}),
     ("schedule", b'{"id":"c","windows":[]}', {"windows": []}),
-    ("dso", b'{"id":"d","limit_w":4200}', {"limit_w": 4200}),
-    ("dso", b'{"id":"d","limit_w":null,"ttl_s":3600}', {"limit_w": None, "ttl_s": 3600}),
     ("event", b'{"id":"e","text":"start 13k"}', {"text": "start 13k"}),
     ("config", b'{"id":"k","key":"mqtt.meter_period_s","value":30}',
      {"key": "mqtt.meter_period_s", "value": 30}),
@@ -59,8 +57,15 @@ BAD = [
     ("schedule", ('{"id":"w","windows":[{"id":"a","start":%d,"end":%d,"on":true}]}' % (T0, T0)).encode(),
      "w", "end must be after start"),
     ("schedule", b'{"id":"w","windows":[{"id":"a","start":1,"end":5}]}', "w", "either on or power_w"),
-    ("dso", b'{"id":"d"}', "d", "limit_w: missing"),
-    ("dso", b'{"id":"d","limit_w":"4200"}', "d", "must be an integer"),
+    # §14a EnWG: the grid operator's limit is never the backend's to set or lift,
+    # however well formed
+    ("dso", b'{"id":"d","limit_w":4200}', "d", "the backend can neither set nor lift it"),
+    ("dso", b'{"id":"d","limit_w":null}', "d", "refused: the 14a EnWG limit is the grid operator's"),
+    ("dso", b'{"id":"d"}', "d", "the backend can neither set nor lift it"),
+    ("config", b'{"id":"k","key":"dso.min_w","value":4200}', "k", "may not be set remotely"),
+    ("config", b'{"id":"k","key":"dso.controllable","value":false}', "k", "may not be set remotely"),
+    ("config", b'{"id":"k","key":"relay.nominal_w","value":0}', "k", "may not be set remotely"),
+    ("config", b'{"id":"k","key":"relay.stages_w","value":[2000]}', "k", "may not be set remotely"),
     ("event", b'{"id":"e","text":""}', "e", "length"),
     ("event", ('{"id":"e","text":"%s"}' % ("t" * 65)).encode(), "e", "length"),
     ("event", b'{"id":"e","text":7}', "e", "must be a string"),
@@ -107,6 +112,8 @@ def test_remote_keys_leave_identity_and_network_to_the_installer():
         assert not key.startswith(("net.", "han.", "meter.", "service.", "mqtt.host", "mqtt.user", "mqtt.password",
                                    "mqtt.ca", "mqtt.cert", "mqtt.key", "mqtt.prefix")), key
         assert key not in ("device_id", "cls_id"), key
+        # what decides which §14a limits bind stays with the installer
+        assert not key.startswith("dso.") and key not in ("relay.nominal_w", "relay.stages_w"), key
 
 
 def test_ack_payloads():

@@ -94,3 +94,25 @@ def test_setpoint_target_scales_threshold():
     p.feed(10000, None, True, 1000)  # modulating load asked for 1 kW: needs +500 W
     assert p.feed(12000, 600, True, 1000) == []
     assert p.feed(50000, 600, True, 1000) == [] and p.faults == {}
+
+
+def test_staged_load_each_step_is_checked():
+    # 2/4/6 kW: each stage change must show in the power (share 0.5 of the step)
+    from dicamm.proto.plausibility import NO_POWER_RISE, POWER_STAYS, Plausibility as P
+    p = P(6000, share=0.5, within_s=30, staged=True)
+    p.feed(0, 500, False, 0)
+    p.feed(1000, None, True, 2000)
+    assert p.feed(5000, 2500, True, 2000) == [] and p.faults == {}
+    p.feed(10000, None, True, 6000)          # up two stages: +4000 W expected, +2000 is enough
+    assert p.feed(20000, 4600, True, 6000) == [] and p.faults == {}
+    p.feed(30000, None, True, 4000)          # down one stage that does not drop: welded
+    assert p.feed(50000, 6500, True, 4000) == []
+    assert p.feed(61000, 6500, True, 4000) == [(POWER_STAYS, True)]
+    p.feed(62000, None, False, 0)            # safety holds it off: all relays open, the power falls
+    assert p.feed(63000, 500, False, 0) == [(POWER_STAYS, False)]
+    q = P(6000, share=0.5, within_s=30, staged=True)
+    q.feed(0, 500, False, 0)
+    q.feed(1000, None, True, 4000)
+    q.feed(2000, 4500, True, 4000)
+    q.feed(3000, None, True, 6000)           # the step up shows nothing: a broken stage
+    assert q.feed(34000, 4500, True, 6000) == [(NO_POWER_RISE, True)]

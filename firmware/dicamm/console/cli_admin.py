@@ -137,6 +137,9 @@ def cmd_config(con, args):
             raise UsageError("usage: config set KEY VALUE ('help config' lists the keys)")
         cfg.set(args.pos[1], " ".join(args.pos[2:]))
         cfg.save()
+        c = getattr(con.app, "controller", None)
+        if c is not None and args.pos[1].startswith("relay."):
+            c.reconfigure()   # relay protection at once
         con.write("%s = %s (saved; some keys take effect after 'reboot')" % (args.pos[1], json.dumps(cfg.as_dict(True).get(args.pos[1]))))
     elif sub == "unset":
         if len(args.pos) < 2:

@@ -19,7 +19,7 @@ def _relay_status(c):
     out = c.output
     h = getattr(out, "history", None)
     if h is not None:
-        st["history"] = [[t, 1 if on else 0] for t, on in h]
+        st["history"] = [[t, int(on)] for t, on in h]   # on: bool, or a staged output's stage
     st["output_on"] = bool(out.on)
     st["min_on_s"] = c.settings["min_on_s"]
     st["min_off_s"] = c.settings["min_off_s"]
@@ -42,6 +42,16 @@ def _show_relay(con, args, st):
             con.write("  %-9s %-12s%s%s" % (name, s.get("request") or "-",
                                            " (%d s left)" % exp if exp is not None else "",
                                            "  - " + s["why_not"] if s.get("why_not") else "  <- rules"))
+        lim = st.get("limit")
+        if lim:
+            exp = lim.get("expires_in_s")
+            con.write("  14a limit %s W (asked %s W, from %s%s): %s; the load may draw %s W" % (
+                lim.get("limit_w"), lim.get("asked_w"), lim.get("source"),
+                ", %d s left" % exp if exp is not None else "", "binds" if lim.get("binds") else "does not bind",
+                st.get("allowed_w")))
+        if "stage" in st:
+            con.write("  stage %d of %d (%s W), %s W now" % (st["stage"], len(st["stages_w"]),
+                                                          "/".join(str(w) for w in st["stages_w"]), st["power_w"]))
         con.write("  cycles in the last hour: %s of %s; min on %s s, min off %s s" % (
             st.get("cycles_last_h"), st.get("max_cycles_per_h"), st.get("min_on_s"), st.get("min_off_s")))
         if st.get("faults"):
@@ -119,7 +129,20 @@ def cmd_dso(con, args):
     except ValueError:
         raise UsageError("limit and ttl must be numbers")
     st = con.app.commands.execute("dso", a)
-    con.write("grid operator limit %d W set; relay %s" % (a["limit_w"], st.get("state")))
+    lim = st.get("limit") or {}
+    words = ["grid operator limit %d W set" % a["limit_w"]]
+    if lim.get("limit_w") is None:
+        words.append("ignored: no controllable consumer under 14a EnWG (dso.controllable)")
+    else:
+        if lim["limit_w"] > a["limit_w"]:
+            words.append("raised to the legal minimum %d W" % lim["limit_w"])
+        if st.get("source") == "dso":
+            words.append("binds: the load may draw %d W, relay %s" % (st["allowed_w"], st.get("state")))
+        else:
+            words.append((st["sources"]["dso"].get("why_not") or "").split("; ")[-1])
+            if "at most" not in words[-1]:
+                words[-1] += ": the load may draw %d W" % st["allowed_w"]
+    con.write("; ".join(words))
 
 
 def cmd_setpoint(con, args):

@@ -105,3 +105,42 @@ class SetpointOutput:
 
     def feedback(self):
         return None
+
+
+class StagedOutput:
+    # A load on 2 or 3 relays (a three-phase heating element, one relay per
+    # phase): stage k has relays 1..k on and draws stages_w[k-1]. Relays switch
+    # off from the top and on from the bottom. history holds (time_ms, stage)
+    # where the first relay keeps a clock (FileRelay).
+    def __init__(self, relays, stages_w):
+        self.relays = relays
+        self.stages_w = [int(w) for w in stages_w]
+        k = 0
+        while k < len(relays) and relays[k].on:
+            k += 1
+        self.stage = k
+        self._now = getattr(relays[0], "_now", None)
+        self.history = []
+
+    def set_stage(self, k):
+        k = max(0, min(int(k), len(self.relays)))
+        for i in range(len(self.relays) - 1, k - 1, -1):
+            self.relays[i].set(False)
+        for i in range(k):
+            self.relays[i].set(True)
+        if k != self.stage:
+            self.history.append((self._now() if self._now else None, k))
+            if len(self.history) > _HISTORY:
+                self.history.pop(0)
+        self.stage = k
+
+    def set(self, on):
+        self.set_stage(len(self.relays) if on else 0)
+
+    @property
+    def on(self):
+        return self.stage > 0
+
+    def feedback(self):
+        # the first relay's contact: closed from stage 1 up
+        return self.relays[0].feedback()

@@ -89,14 +89,16 @@ def check(e, obj):
     return (None, err) if err else (args, None)
 
 
-def checked(name, obj):
-    # (args, None) or (None, the reason) for command `name` of MQTT (cmd/<name>),
-    # or (None, None) when MQTT has no such command. Leaves the heap as found.
+def checked(name, obj, via="m"):
+    # (args, None) or (None, the reason) for command `name` of channel `via`
+    # ("m" MQTT: cmd/<name>; "c" the console), or (None, None) when the channel
+    # has no such command. Leaves the heap as found.
     from dicamm.proto import cmdspec, unload
-    e = cmdspec.find(name, "m")
+    e = cmdspec.find(name, via)
+    why = cmdspec.refusal(name, via) if e is None else None
     cmdspec.drop()
     if e is None:
-        return None, None
+        return None, why
     r = check(e, obj)
     unload("dicamm.proto.cmdcheck")
     return r

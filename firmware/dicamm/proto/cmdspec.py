@@ -9,7 +9,11 @@
 #            ("-" in the name is "_"); None for a command that has no console form
 #   pin      None: never changes anything; "*": always changes; else the first
 #            words that make it change something ("set unset import")
-#   via      "c": console only; "cm": console and MQTT (topic cmd/<name>)
+#   via      the channels that may issue it: "c" the console (the installer, at
+#            the device), "m" MQTT (the flexibility backend, topic cmd/<name>);
+#            REFUSED below says why a channel may not
+#   A switching request ranks by its channel (PRIORITY): the console's relay
+#   command is the installer's, MQTT's the backend's, never the installer's.
 #   options  the --flags that take a value, besides --pin and --last
 #   fields   the arguments of services/commands.Commands.do_<name> as
 #            (field, kind, required, bounds): kinds "int", "int|null", "bool",
@@ -50,12 +54,14 @@ COMMANDS = (
     ("unlock", "", "cli_admin", None, "c", (), (),
      "unlock PIN: allow changes for 10 minutes when a service PIN is set\n"
      "three wrong PINs lock the console for 30 s, each further one for longer"),
-    ("dso", "", "cli_control", "*", "cm", (), (
+    ("dso", "", "cli_control", "*", "c", (), (
         ("limit_w", "int|null", True, DSO_W), ("ttl_s", "int", False, TTL_S)),
-     "dso LIMIT_W [TTL_S] | dso off: the grid operator's §14a limit (bench)"),
+     "dso LIMIT_W [TTL_S] | dso off: the grid operator's §14a limit (bench; in the field it comes\n"
+     "from the control box contact, dso.contact); a limit below dso.min_w (4200 W) is raised to it"),
     ("relay", "r", "cli_control", "on off auto test", "cm", (), (
         ("mode", "enum", True, ("on", "off", "auto")), ("minutes", "int", False, MINUTES)),
-     "relay [--json] | relay on|off|auto [MINUTES] (installer) | relay test"),
+     "relay [--json] | relay on|off|auto [MINUTES] (installer) | relay test\n"
+     "over MQTT a backend request: on/off for MINUTES (default relay.backend_ttl_s), auto releases it"),
     ("schedule", "sched", "cli_control", "set clear", "cm", (), (
         ("windows", "list", True, WINDOWS),),
      "schedule [--json] | schedule set JSON | schedule clear"),
@@ -93,6 +99,24 @@ COMMANDS = (
     ("mem", "", "cli_mem", None, "c", (), (),
      "heap use now and its high-water mark [--json | --map]"),
 )
+
+
+# Commands a channel may not issue, and why (the ack and the console say it).
+REFUSED = (
+    ("dso", "m", "refused: the 14a EnWG limit is the grid operator's, from the control box "
+                 "(dso.contact); the backend can neither set nor lift it"),
+)
+
+# The arbiter source of a channel's switching request (relay).
+PRIORITY = {"c": "installer", "m": "backend"}
+
+
+def refusal(name, via):
+    # Why channel `via` may not issue command `name`, or None.
+    for n, v, why in REFUSED:
+        if n == name and v == via:
+            return why
+    return None
 
 
 def find(word, via="c"):

@@ -47,7 +47,7 @@ def parse(name, payload):
     if not (_is_int(cid) or (isinstance(cid, str) and 0 < len(cid) <= _MAX_ID)):
         return name, None, None, "id: must be an integer or a string of 1..%d characters" % _MAX_ID
     from dicamm.proto.cmdcheck import checked   # the one check, as for the console
-    args, err = checked(name, obj)
+    args, err = checked(name, obj, "m")
     if args is None and err is None:
         return name, cid, None, "unknown command %r (known: %s)" % (name, ", ".join(names()))
     return name, cid, args, err
@@ -70,7 +70,7 @@ def brief(result):
     # history) is too large for an ack: keep what the backend acts on.
     if isinstance(result, dict) and "sources" in result:
         out = {}
-        for k in ("state", "wanted", "source", "deferred", "faults", "last_error"):
+        for k in ("state", "wanted", "source", "deferred", "faults", "last_error", "limit", "allowed_w", "stage"):
             if k in result:
                 out[k] = result[k]
         return out
@@ -78,11 +78,11 @@ def brief(result):
 
 
 def run(execute, name, cid, args, log):
-    # One parsed command through execute(name, args) -> (ack payload, ok). A
-    # refusal (CommandError) and a bug alike end in a refused ack: a command
+    # One parsed command through execute(name, args, "m") -> (ack payload, ok).
+    # A refusal (CommandError) and a bug alike end in a refused ack: a command
     # must never take the link down.
     try:
-        return ack(cid, True, None, brief(execute(name, args)), name), True
+        return ack(cid, True, None, brief(execute(name, args, "m")), name), True
     except CommandError as e:
         return ack(cid, False, str(e), None, name), False
     except Exception as e:

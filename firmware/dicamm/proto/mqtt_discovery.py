@@ -6,8 +6,12 @@
 #   - an `origin` block, a device with manufacturer, model, serial and firmware;
 #   - `expire_after` on measured values, so a dead meter shows "unavailable" and
 #     not its last value as current;
-#   - the relay as a `switch` (and the mode as a `select`) only where the MQTT
-#     command channel may switch it, else as a `binary_sensor` (and a sensor).
+#   - the relay as a `switch` (and the backend's request as a `select`) only
+#     where the backend's MQTT channel may command it (cmdspec: `relay` via
+#     "m"), else as a `binary_sensor` (and the installer's mode as a sensor).
+#     What the switch sends is a backend-priority request (cmdspec.PRIORITY):
+#     the grid operator, safety, the installer and a schedule outrank it, so
+#     the switch shows the relay as it is, not as asked.
 # Pure: dicts in, (topic, payload) bytes out; the link publishes them retained.
 import json
 
@@ -61,7 +65,7 @@ def messages(base, prefix, ident, meter_period_s=10, commands=()):
          {"device_class": "enum", "options": ["S", "I", "U"], "icon": "mdi:clock-check"}, None),
     ]
     if switchable:
-        # an installer-priority override (cmd/relay); the Mode select returns it to auto
+        # a backend-priority request (cmd/relay); the select shows it and returns it to auto
         cmd = {"command_topic": prefix + "cmd/relay",
                "command_template": '{"id":"ha-{{ (now().timestamp() * 1000) | int }}","mode":"{{ value }}"}'}
         sw = {"payload_on": "on", "payload_off": "off", "state_on": "on", "state_off": "off"}
@@ -69,7 +73,7 @@ def messages(base, prefix, ident, meter_period_s=10, commands=()):
         ents.append(("switch", "relay", "Relay", state, "{{ value_json.relay }}", sw, None))
         sel = {"options": ["auto", "on", "off"], "icon": "mdi:tune"}
         sel.update(cmd)
-        ents.append(("select", "mode", "Mode", state, "{{ value_json.mode }}", sel, None))
+        ents.append(("select", "mode", "Backend request", state, "{{ value_json.backend }}", sel, None))
     else:
         ents.append(("binary_sensor", "relay", "Relay", state, "{{ value_json.relay }}",
                      {"device_class": "power", "payload_on": "on", "payload_off": "off"}, None))

@@ -7,6 +7,9 @@
 # or the tank is hot and its thermostat open: the meter cannot tell them apart).
 # After an on->off edge (and at start-up, relay off) it must fall below that
 # threshold, else fault "power_stays" (relay welded).
+# A staged load (staged=True, fed the stage's power as target_w) is judged at
+# each stage change too: a step up must raise the power by share * the step, a
+# step down lower it by as much, else no_power_rise or power_stays.
 #
 # Clearing rule:
 # - power_stays clears as soon as a sample with the relay off is below threshold;
@@ -25,10 +28,13 @@ NO_POWER_RISE = "no_power_rise"
 POWER_STAYS = "power_stays"
 _RISE = const(1)
 _FALL = const(2)
+_STEP_DOWN = const(3)
 
 
 class Plausibility:
-    def __init__(self, nominal_w, share=0.5, within_s=30, retry_s=900, retry_max_s=14400):
+    def __init__(self, nominal_w, share=0.5, within_s=30, retry_s=900, retry_max_s=14400, staged=False):
+        self.staged = staged
+        self._target = None       # the stage's power at the last edge (staged)
         self.nominal_w = int(nominal_w)
         self.share = share
         self.within_ms = int(within_s) * 1000
@@ -71,11 +77,28 @@ class Plausibility:
             self._check = _RISE if relay_on else _FALL
             if first and relay_on:
                 self._check = 0  # already on at start: no edge to judge
+            self._target = target_w
+        elif relay_on and self.staged and target_w is not None and target_w != self._target:
+            # a stage change while on: the step must show in the power
+            step = target_w - (self._target or 0)
+            self._base = self._last_p
+            self._deadline = now_ms + self.within_ms
+            self._thr = max(1, int(abs(step) * self.share))
+            self._check = _RISE if step > 0 else _STEP_DOWN
+            self._target = target_w
         if power_w is None:
             return out
         self._last_p = power_w
         thr = self._thr or self._threshold(target_w)
-        if relay_on:
+        if relay_on and self._check == _STEP_DOWN:
+            if self._base is None or self._base - power_w >= thr:
+                self._check = 0
+                out += self._clear(POWER_STAYS)
+            elif now_ms >= self._deadline:
+                self._check = 0
+                out += self._raise(POWER_STAYS, now_ms, "%d W after a step down to %d W: relay welded?"
+                                   % (power_w, self._target))
+        elif relay_on:
             base = self._base if self._base is not None else 0
             if power_w - base >= thr or (self._check != _RISE and power_w >= thr):
                 self._check = 0

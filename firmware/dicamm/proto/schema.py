@@ -8,13 +8,16 @@ from dicamm.errors import ConfigError
 
 # Bounds (lo, hi) of quantities that commands and settings share.
 POWER_W = (0, 100000)      # a load's power or setpoint: 100 kW, far above any single flexible load
-DSO_W = (0, 100000)        # the grid operator's §14a limit (issue 16: the legal minimum 4200 W goes here)
+DSO_W = (0, 100000)        # a §14a limit as the grid operator asks it (a lower one than the minimum is raised)
+LEGAL_MIN_W = 4200         # §14a EnWG, BNetzA BK6-22-300: no controllable consumer is limited below 4.2 kW
+STAGES = (1, 3)            # relays of a staged output
 TTL_S = (10, 604800)       # how long a backend or grid operator request lives: 10 s .. a week
 MINUTES = (1, 10080)       # an installer override: a minute .. a week
 TEXT = (1, 64)             # a TAF16 event text
 WINDOWS = (0, 48)          # schedule windows
 
-# kind: "int", "float", "bool", "str", "list" (of host[:port] strings), "digits".
+# kind: "int", "float", "bool", "str", "list" (of host[:port] strings), "digits",
+# "watts" (a list of rising powers in W, each within POWER_W).
 # lo/hi: range for int/float, length for str/digits, count for list; a tuple in
 # `hi` means "one of these values". secret: never shown, never exported masked.
 # key: (kind, default, lo, hi, secret)
@@ -53,6 +56,15 @@ SCHEMA = {
     "relay.manual_max_min": ("int", 10080, MINUTES[0], MINUTES[1], False),
     "relay.backend_ttl_s": ("int", 900, TTL_S[0], TTL_S[1], False),
     "relay.dso_ttl_s": ("int", 7200, TTL_S[0], TTL_S[1], False),
+    "relay.stages_w": ("watts", [], 0, STAGES[1], False),
+    "dso.controllable": ("bool", True, None, None, False),
+    "dso.min_w": ("int", LEGAL_MIN_W, LEGAL_MIN_W, POWER_W[1], False),
+    "dso.contact": ("str", "off", None, ("off", "no", "nc"), False),
+    "dso.contact_w": ("int", LEGAL_MIN_W, DSO_W[0], DSO_W[1], False),
+    "dso.debounce_ms": ("int", 200, 10, 10000, False),
+    "dso.failsafe_w": ("int", LEGAL_MIN_W, DSO_W[0], DSO_W[1], False),
+    "dso.failsafe_s": ("int", 7200, 60, 86400, False),
+    "dso.heartbeat_s": ("int", 0, 0, 3600, False),
     "han.url": ("str", "", 0, 128, False),
     "han.ca": ("str", "", 0, 64, False),
     "han.cert": ("str", "", 0, 64, False),
@@ -90,9 +102,11 @@ SCHEMA = {
 
 # Keys the backend may change over MQTT. Network, credentials, certificates,
 # identity and the meter wiring stay with the installer: a wrong value there
-# would cut the device off for good.
+# would cut the device off for good. Of the keys that change control, only those
+# the controller applies at once (relay protection) are here: the load's power
+# and stages decide which §14a limits bind, and dso.* is the grid operator's.
 REMOTE = ("mqtt.discovery", "mqtt.meter_period_s", "relay.max_cycles_per_h", "relay.min_off_s",
-          "relay.min_on_s", "relay.nominal_w", "time.resync_s")
+          "relay.min_on_s", "time.resync_s")
 
 MASK = "***"
 _TRUE = ("1", "true", "on", "yes")
@@ -120,6 +134,8 @@ def describe(key):
         rng = "true/false"
     elif kind == "list":
         rng = "up to %d host[:port], comma separated" % hi
+    elif kind == "watts":
+        rng = "up to %d rising powers in W, comma separated" % hi
     else:
         rng = "%d..%d chars" % (lo, hi)
     d = MASK if secret and default else json.dumps(default)
@@ -171,6 +187,12 @@ def check(key, value, typed=False):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError
             value = [_host_port(key, v) for v in value]
+        elif kind == "watts":
+            if parse:
+                value = [int(v.strip()) for v in value.split(",") if v.strip()]
+            if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                      for v in value):
+                raise ValueError
         elif not text:
             raise ValueError
         elif kind == "digits" and value and not value.isdigit():
@@ -187,9 +209,15 @@ def check(key, value, typed=False):
     elif kind in ("int", "float"):
         if not lo <= value <= hi:
             raise ConfigError("%s: %s out of range %s..%s" % (key, value, lo, hi))
-    elif kind == "list":
+    elif kind in ("list", "watts"):
         if not lo <= len(value) <= hi:
             raise ConfigError("%s: %d entries, allowed %d..%d" % (key, len(value), lo, hi))
+        if kind == "watts":
+            last = 0
+            for v in value:
+                if not last < v <= POWER_W[1]:
+                    raise ConfigError("%s: powers must rise, each 1..%d W" % (key, POWER_W[1]))
+                last = v
     elif kind in ("str", "digits"):
         if not lo <= len(value) <= hi:
             raise ConfigError("%s: length %d, allowed %d..%d" % (key, len(value), lo, hi))

@@ -276,28 +276,24 @@ class App:
     def start_control(self):
         from dicamm.drivers import fsutil, hw
         from dicamm.services.control import Controller
-        output = hw.relay_output(self.board, self.root or "/", self.clock.wall_ms)
-        p = self.path("schedule.json")
+        output = hw.relay_output(self.board, self.root or "/", self.clock.wall_ms, self.config)
+        p, q = self.path("schedule.json"), self.path("dso.json")
+        contact = hw.dso_contact(self.board, self.root or "/", self.config)
         c = Controller(output, self.clock, self.timekeeper, self.config, self.on_transition,
-                       (lambda b: fsutil.write_atomic(p, b), lambda: fsutil.read(p)), self.boundary_gate())
+                       (lambda b: fsutil.write_atomic(p, b), lambda: fsutil.read(p)), self.boundary_gate(),
+                       (lambda b: fsutil.write_atomic(q, b), lambda: fsutil.read(q)), contact)
         self.controller = c
-        if c.schedule.load_error:
-            self.info(c.schedule.load_error)
+        for line in (c.schedule.load_error, c.restored):
+            if line:
+                self.info(line)
+        if contact is not None:
+            self.start("grid contact", c.watch_contact)
         if self.metering is not None:
             m = self.metering
             m.listeners.append(lambda r: c.update_meter(r, m.asked_ticks))
         self.start("control", c.run)
-
-        def state():
-            # Element and relay faults (plausibility, contact feedback) become
-            # the "element" fault that status and MQTT show.
-            f = c.plausibility.faults
-            if f:
-                name = sorted(f)[0]
-                return "%s: %s" % (name, f[name].get("detail"))
-            if c.feedback_fault:
-                return "feedback: " + c.feedback_fault
-        self.watch("element watch", "element", state, 500)
+        self.watch("element watch", "element", c.element_fault, 500)
+        self.watch("grid watch", "dso", c.grid.fault, 500)
 
     # -- MQTT ------------------------------------------------------------
     def start_mqtt(self):
@@ -337,13 +333,11 @@ class App:
     def state_dict(self):
         from dicamm import VERSION
         c = self.controller
-        st = c.status() if c is not None else {}
-        inst = st.get("sources", {}).get("installer") or {}
-        faults = sorted(self.faults) + sorted(st.get("faults", {}))
-        limit = (c.arbiter.dso_limit(c.now_ms()) if c is not None else None) or (None, None)
-        return {"relay": st.get("state", "off"), "source": st.get("source"), "mode": inst.get("request") or "auto",
-                "faults": faults, "limit_w": limit[0], "limit_until_ms": limit[1],
-                "time_status": self.timekeeper.status(), "firmware": VERSION}
+        st = c.state() if c is not None else {"relay": "off", "faults": []}
+        st["faults"] = sorted(self.faults) + st["faults"]
+        st["time_status"] = self.timekeeper.status()
+        st["firmware"] = VERSION
+        return st
 
 
 def run(board, opts):

@@ -1,9 +1,11 @@
 # The one door for changes from the console and the MQTT link: relay,
-# setpoint, schedule, dso (§14a limit), event (TAF16) and config. execute()
-# first runs the one check (proto/cmdcheck.py: the fields and limits declared
-# in proto/cmdspec.py, the same that mqtt_cmd.parse runs), so both channels refuse the same
-# things with the same words, and nothing changes on a refusal; do_<name> then
-# acts on already checked values.
+# setpoint, schedule, dso (the bench's §14a limit: console only), event
+# (TAF16) and config. execute() first runs the one check (proto/cmdcheck.py:
+# the fields and limits declared in proto/cmdspec.py, the same that
+# mqtt_cmd.parse runs, and which channel may issue what), so both channels
+# refuse the same things with the same words, and nothing changes on a
+# refusal; do_<name> then acts on already checked values. via: "c" console,
+# "m" MQTT; a relay request ranks by its channel (cmdspec.PRIORITY).
 from dicamm.errors import CommandError, ConfigError
 
 
@@ -17,18 +19,28 @@ class Commands:
             raise CommandError("no relay/load output on this device")
         return c
 
-    def execute(self, name, args):
+    def execute(self, name, args, via="c"):
         from dicamm.proto.cmdcheck import checked
-        args, err = checked(name, args) if isinstance(name, str) else (None, None)
+        args, err = checked(name, args, via) if isinstance(name, str) else (None, None)
         if args is None:
             raise CommandError(err or "unknown command '%s'" % str(name)[:32])
-        return getattr(self, "do_" + name)(args)
+        return getattr(self, "do_" + name)(args, via)
 
-    def do_relay(self, args):
-        self._controller().manual(args["mode"], args.get("minutes"))
-        return self._controller().status()
+    def do_relay(self, args, via):
+        from dicamm.proto import cmdspec
+        source = cmdspec.PRIORITY[via]
+        cmdspec.drop()
+        c = self._controller()
+        mode, minutes = args["mode"], args.get("minutes")
+        if source == "installer":
+            c.manual(mode, minutes)
+        elif mode == "auto":
+            c.backend()
+        else:
+            c.backend(on=mode == "on", ttl_s=None if minutes is None else minutes * 60)
+        return c.status()
 
-    def do_setpoint(self, args):
+    def do_setpoint(self, args, via):
         c = self._controller()
         if "on" in args:
             c.backend(on=args["on"], ttl_s=args.get("ttl_s"))
@@ -36,29 +48,24 @@ class Commands:
             c.backend(power_w=args["power_w"], ttl_s=args.get("ttl_s"))
         return c.status()
 
-    def do_dso(self, args):
-        limit, ttl = args["limit_w"], args.get("ttl_s")
+    def do_dso(self, args, via):
+        # The bench console's limit; its edges (set, raised to the legal
+        # minimum, lifted, lapsed) become TAF16 events in the controller.
         c = self._controller()
-        c.dso(limit, ttl)
-        if ttl is None:
-            ttl = c.settings["dso_ttl_s"]
-        if limit is not None:
-            self.app.raise_event("grid operator limit %d W for %d s (14a EnWG)" % (limit, ttl), "dso")
-        else:
-            self.app.raise_event("grid operator limit lifted (14a EnWG)", "dso")
+        c.dso(args["limit_w"], args.get("ttl_s"))
         return c.status()
 
-    def do_schedule(self, args):
+    def do_schedule(self, args, via):
         self._controller().load_schedule(args["windows"])
         return {"windows": len(args["windows"])}
 
-    def do_event(self, args):
+    def do_event(self, args, via):
         if self.app.outbox is None:
             raise CommandError("TAF16 is not configured (cls_id and han.url)")
         ev = self.app.raise_event(args["text"], "manual")
         return {"uuid": ev["uuid"]}
 
-    def do_config(self, args):
+    def do_config(self, args, via):
         key = args["key"]
         cfg = self.app.config
         try:
@@ -66,4 +73,7 @@ class Commands:
         except ConfigError as e:
             raise CommandError(str(e))
         cfg.save()
+        c = self.app.controller
+        if c is not None and key.startswith("relay."):
+            c.reconfigure()   # the relay protection keys take effect at once
         return {"key": key, "value": cfg.get(key)}

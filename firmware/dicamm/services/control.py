@@ -1,8 +1,10 @@
 # The control task: every second of device time it asks the arbiter who rules,
 # applies the decision to the output and reports transitions. It feeds the
 # schedule's active window and the plausibility faults into the arbiter as the
-# "schedule" and "safety" sources; the command interface sets "installer",
-# "backend" and "dso" through manual(), backend() and dso().
+# "schedule" and "safety" sources, and the grid operator's §14a signal
+# (services/gridsignal.py: contact, bench console, failsafe, the record that
+# survives a reboot) as "dso"; the command interface sets "installer",
+# "backend" and the console's limit through manual(), backend() and dso().
 #
 # Two time bases: legal time (timekeeper.now_ms(), Unix ms) runs the schedule and
 # stamps events; a private monotonic ms counter, summed from clock.ticks_ms()
@@ -10,7 +12,8 @@
 # legal time never shortens a minimum on/off time.
 #
 # on_transition(event) gets, for every on/off switching and every schedule window
-# start/end: {"kind": "switch"|"window_start"|"window_end", "time_ms",
+# start/end and every edge of the §14a limit: {"kind": "switch"|"window_start"|
+# "window_end"|"limit", "time_ms",
 # "time_status", "source", "old", "new", "power_w", "reason", "reading",
 # "window_id", "late"}. Setpoint changes that keep a load on are not events.
 import gc
@@ -24,7 +27,8 @@ from dicamm.proto.arbiter import Arbiter
 from dicamm.errors import CommandError, ConfigError, DicammError
 from dicamm.proto.plausibility import POWER_STAYS, Plausibility
 from dicamm.proto.schedule import Schedule
-from dicamm.proto.schema import DSO_W, MINUTES, POWER_W, TTL_S
+from dicamm.proto.schema import DSO_W, LEGAL_MIN_W, MINUTES, POWER_W, TTL_S
+from dicamm.services.gridsignal import GridSignal
 
 _TICK_MS = const(1000)
 _FEEDBACK_SETTLE_MS = const(2000)
@@ -37,8 +41,14 @@ DEFAULTS = {
     "plausibility_share": 0.5, "plausibility_s": 30,
     "fault_retry_s": 900, "fault_retry_max_s": 14400,
     "manual_default_min": 60, "manual_max_min": 10080,
-    "backend_ttl_s": 900, "dso_ttl_s": 7200,
+    "backend_ttl_s": 900, "dso_ttl_s": 7200, "stages_w": [],
 }
+# dso.* settings (the grid operator's §14a limit) and their defaults
+DSO_DEFAULTS = {
+    "controllable": True, "min_w": LEGAL_MIN_W, "contact": "off", "contact_w": LEGAL_MIN_W,
+    "failsafe_w": LEGAL_MIN_W, "failsafe_s": 7200, "heartbeat_s": 0,
+}
+_PROTECTION = ("min_on_s", "min_off_s", "max_cycles_per_h")
 
 
 def setting(config, key, default=None):
@@ -71,11 +81,14 @@ def _int_arg(v, name, lo, hi):
 
 
 class Controller:
-    def __init__(self, output, clock, timekeeper, config, on_transition=None, schedule_store=None, gate=None):
+    def __init__(self, output, clock, timekeeper, config, on_transition=None, schedule_store=None, gate=None,
+                 limit_store=None, contact=None):
         # timekeeper: a TimeKeeper (now_ms(), status()) or a plain now_ms callable.
-        # schedule_store: (save(bytes), load() -> bytes|None) or None.
+        # schedule_store, limit_store: (save(bytes), load() -> bytes|None) or None.
         # gate: the load profile's BoundaryGate or None.
+        # contact: the control box's contact input (drivers/contact.py) or None.
         self.output = output
+        self.config = config
         self.gate = gate
         self.clock = clock
         if hasattr(timekeeper, "now_ms"):
@@ -88,16 +101,24 @@ class Controller:
         s = {}
         for k in DEFAULTS:
             s[k] = setting(config, "relay." + k, DEFAULTS[k])
+        d = {}
+        for k in DSO_DEFAULTS:
+            d[k] = setting(config, "dso." + k, DSO_DEFAULTS[k])
         self.settings = s
         self.modulating = hasattr(output, "set_power")
+        stages = getattr(output, "stages_w", None) or None
         self._ticks = clock.ticks_ms()
         self._mono = 0
         self.arbiter = Arbiter(s["nominal_w"], s["min_on_s"], s["min_off_s"],
-                               s["max_cycles_per_h"], self.modulating, now_ms=0)
+                               s["max_cycles_per_h"], self.modulating, now_ms=0, stages_w=stages,
+                               dso_min_w=d["min_w"], controllable=d["controllable"])
+        self.grid = GridSignal(d, self.arbiter, contact, limit_store)
+        self.restored = self.grid.restore(0, self._legal())
         save, load = schedule_store if schedule_store else (None, None)
         self.schedule = Schedule(save, load)
-        self.plausibility = Plausibility(s["nominal_w"], s["plausibility_share"], s["plausibility_s"],
-                                         s["fault_retry_s"], s["fault_retry_max_s"])
+        self.staged = stages is not None
+        self.plausibility = Plausibility(self.arbiter.nominal_w, s["plausibility_share"], s["plausibility_s"],
+                                         s["fault_retry_s"], s["fault_retry_max_s"], self.staged)
         self.reading = None
         self.source = "power_up"
         self.deferred = None
@@ -179,6 +200,9 @@ class Controller:
                       why="fault " + h)
         else:
             a.clear("safety")
+        st = self._applied[0] if self._applied else False
+        for text in self.grid.sync(now, legal):
+            self._emit("limit", "dso", st, st, text)
 
         old = self._applied[0] if self._applied else False
         on, src, _, deferred = a.decide(now)
@@ -197,6 +221,8 @@ class Controller:
         try:
             if self.modulating:
                 r = self.output.set_power(power_w)
+            elif hasattr(self.output, "set_stage"):
+                r = self.output.set_stage(self.arbiter.stage if on else 0)
             else:
                 r = self.output.set(on)
             if r is not None:
@@ -204,11 +230,12 @@ class Controller:
         except (DicammError, OSError) as e:
             self.last_error = "output: %s" % (e,)
             return False
-        was = self._applied[0] if self._applied else None
+        was = self._applied
         self._applied = (on, power_w)
         self._applied_ms = now
-        if was != on:
-            self.plausibility.feed(now, None, on, power_w if self.modulating else None)
+        if was is None or was[0] != on or self.staged and was[1] != power_w:
+            # an edge (a staged load's stage change too) for the plausibility check
+            self.plausibility.feed(now, None, on, power_w if self.modulating or self.staged else None)
         return True
 
     def _check_feedback(self, now):
@@ -252,7 +279,7 @@ class Controller:
                 return
         on, pw = self._applied
         if self.plausibility.feed(self.now_ms(), reading["power_w"], on,
-                                  pw if self.modulating else None):
+                                  pw if self.modulating or self.staged else None):
             self._kick()
 
     # -- commands (called by commands.Commands for the CLI and MQTT) ---------
@@ -293,17 +320,31 @@ class Controller:
         return self.status()
 
     def dso(self, limit_w=None, ttl_s=None):
-        # Grid operator's §14a limit in W with a time to live; None = lifted.
+        # The bench console's §14a limit in W with a time to live; None = lifted.
+        now = self.now_ms()
         if limit_w is None:
-            self.arbiter.clear("dso")
+            self.grid.console(now, None, None)
         else:
             _int_arg(limit_w, "limit_w", DSO_W[0], DSO_W[1])
             ttl = _int_arg(self.settings["dso_ttl_s"] if ttl_s is None else ttl_s,
                            "ttl_s", TTL_S[0], TTL_S[1])
-            self.arbiter.request("dso", limit_w=limit_w, until_ms=self.now_ms() + ttl * 1000,
-                                 why="14a limit %d W" % limit_w)
+            self.grid.console(now, limit_w, now + ttl * 1000)
         self._kick()
         return self.status()
+
+    def reconfigure(self):
+        # The relay protection settings from the config, at once (a remote
+        # change must not wait for a restart).
+        s = self.settings
+        for k in _PROTECTION:
+            s[k] = setting(self.config, "relay." + k, DEFAULTS[k])
+        self.arbiter.configure(s["min_on_s"], s["min_off_s"], s["max_cycles_per_h"])
+        self._kick()
+
+    async def watch_contact(self):
+        # A task where a control box contact is configured: its debounce
+        # needs samples more often than control steps come.
+        await self.grid.watch(self._kick)
 
     def load_schedule(self, windows):
         n = self.schedule.replace(windows)
@@ -313,7 +354,7 @@ class Controller:
     # -- reports ---------------------------------------------------------
     def status(self):
         now = self.now_ms()
-        st = self.arbiter.status(now)
+        st = self.grid.info(now, self._legal(), self.arbiter.status(now))
         if self._applied is not None:
             st["state"] = "on" if self._applied[0] else "off"
         faults = self.plausibility.info(now)
@@ -325,6 +366,29 @@ class Controller:
         st["metered_w"] = self.reading.get("power_w") if self.reading else None
         st["last_error"] = self.last_error
         return st
+
+    def element_fault(self):
+        # Element and relay faults (plausibility, contact feedback) as the
+        # text of the "element" fault that status and MQTT show, or None.
+        f = self.plausibility.faults
+        if f:
+            name = sorted(f)[0]
+            return "%s: %s" % (name, f[name].get("detail"))
+        if self.feedback_fault:
+            return "feedback: " + self.feedback_fault
+        return None
+
+    def state(self):
+        # The part of MQTT `state` that is the controller's (docs/MQTT.md).
+        st = self.status()
+        src = st["sources"]
+        lim = st.get("limit") or {}
+        back = src["backend"]["request"]
+        return {"relay": st["state"], "source": st["source"], "mode": src["installer"]["request"] or "auto",
+                "backend": back if back in ("on", "off") else "auto", "faults": sorted(st["faults"]),
+                "limit_w": lim.get("limit_w"), "limit_asked_w": lim.get("asked_w"),
+                "limit_source": lim.get("source"), "limit_until_ms": lim.get("until_ms"),
+                "allowed_w": st["allowed_w"], "stage": st.get("stage")}
 
     def schedule_status(self):
         return self.schedule.info(self._legal())

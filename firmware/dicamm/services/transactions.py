@@ -84,6 +84,8 @@ class TransactionService:
         kind = ev["kind"]
         if kind == "switch":
             self._switch(ev)
+        elif kind == "limit":
+            self.raise_event(ev["reason"], "dso")
         elif kind in ("window_start", "window_end"):
             self.raise_event(window_text(kind, ev.get("window_id"), ev.get("late")), kind)
 
