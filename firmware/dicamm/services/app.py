@@ -216,16 +216,14 @@ class App:
             from dicamm.drivers.han_client import HanClient
             from dicamm.services.outbox import Outbox
             try:
-                han = HanClient(cfg.get("han.url"), cfg.get("cls_id"), self.file_path(cfg.get("han.ca")),
-                                self.file_path(cfg.get("han.cert")), self.file_path(cfg.get("han.key")),
-                                cfg.get("han.plain_http"), cfg.get("han.timeout_ms"))
+                han = HanClient.from_config(cfg, self.file_path, self.boundary_gate())
             except DicammError as e:
                 han = None
                 self.fault("taf16", "HAN link: %s" % e)
             if han is not None:
                 self.outbox = Outbox(self.path("data"), self.clock, han.post_event,
                                      cfg.get("storage.outbox_max_bytes"), cfg.get("storage.segment_bytes"),
-                                     self.storage, cfg.get("cls_id"), gate=self.boundary_gate())
+                                     self.storage, cfg.get("cls_id"), gate=self.boundary_gate(), link=han)
                 self.journals["outbox"] = self.outbox.events
                 self.journals["acks"] = self.outbox.acks
                 self.start("outbox", self.outbox.run)
@@ -267,11 +265,12 @@ class App:
         from dicamm.proto.uuid4 import from_bytes
         # The last good reading with its own time (reading_ms), marked when stale.
         t, st = self.timekeeper.stamp()
+        err = self.timekeeper.error_bound_ms() if st == "S" else None
         rd = self.metering.edge_reading() if self.metering is not None and reading_wh is None else None
         wh = rd["i"] if rd else reading_wh
         text = text[:64]
         if self.outbox is not None:
-            ev = self.outbox.add(kind, text, t, st, wh, reading=rd)
+            ev = self.outbox.add(kind, text, t, st, wh, reading=rd, error_ms=err)
         else:
             ev = {"uuid": from_bytes(urandom(16)), "text": text, "time_ms": t, "time_status": st, "reading_wh": wh, "kind": kind}
         self.info("event %s: %s" % (ev["uuid"][:8], text))
