@@ -253,7 +253,7 @@ def valid_event(ev):
 
 def serve(gw, raw, log):
     ctl = gw.control()
-    mode = ctl.get("mode", "ok")
+    mode = first = ctl.get("mode", "ok")
     conn = raw
     client = None
     tls = None
@@ -288,6 +288,11 @@ def serve(gw, raw, log):
             ctl = gw.control()  # a kept connection follows the mode of the moment
             if on_conn > 1:
                 mode = ctl.get("mode", "ok")
+                if not gw.a.plain and gw.contexts.get(mode, gw.contexts["ok"]) is not gw.contexts.get(first, gw.contexts["ok"]):
+                    # another certificate or TLS setting: as a gateway restarted with it, the
+                    # old session ends (unanswered, unrecorded); the next handshake shows it
+                    log("TLS setup changed to %s: closing connection %d" % (mode, number))
+                    return
             if not handle(gw, conn, req, ctl, mode, client, tls, number, on_conn, log):
                 return
             rest = req[4]
