@@ -265,12 +265,11 @@ class App:
         from dicamm.proto.uuid4 import from_bytes
         # The last good reading with its own time (reading_ms), marked when stale.
         t, st = self.timekeeper.stamp()
-        err = self.timekeeper.error_bound_ms() if st == "S" else None
         rd = self.metering.edge_reading() if self.metering is not None and reading_wh is None else None
         wh = rd["i"] if rd else reading_wh
         text = text[:64]
         if self.outbox is not None:
-            ev = self.outbox.add(kind, text, t, st, wh, reading=rd, error_ms=err)
+            ev = self.outbox.add(kind, text, t, st, wh, reading=rd, error_ms=self.timekeeper.error_bound_ms())
         else:
             ev = {"uuid": from_bytes(urandom(16)), "text": text, "time_ms": t, "time_status": st, "reading_wh": wh, "kind": kind}
         self.info("event %s: %s" % (ev["uuid"][:8], text))
@@ -348,6 +347,7 @@ class App:
         if not cfg.get("mqtt.host"):
             return
         from dicamm.drivers import fsutil, txstore
+        from dicamm.services import device_info
         from dicamm.services.mqtt_link import MqttLink
         lp = self.loadprofile
         sources = {"qh": lp.journal if lp else None,
@@ -358,6 +358,7 @@ class App:
                    "stamp": self.timekeeper.stamp, "cursor_path": self.path("data/mqtt.cursor"),
                    "log": self.info, "read_file": lambda p: fsutil.read(self.file_path(p)),
                    "decode": {"event/gateway": _gateway_record, "tx": txstore.decode}}
+        sources.update(device_info.sources(self))  # identity and health
         if lp is not None:
             from dicamm.services.loadprofile import decode
             sources["decode"]["qh"] = decode
