@@ -1,5 +1,5 @@
 # The old `ussl` API on top of MicroPython's ssl.SSLContext (mbedTLS), for
-# micropython-lib umqtt.simple, which still does `import ussl` for TLS.
+# the MQTT adapter's connect (dicamm/drivers/mqtt_client.py, umqtt.simple's API).
 # Certificates and keys are DER bytes, as in the old module. With a CA
 # (cadata) the server certificate is verified; without one a caller must ask
 # for CERT_NONE explicitly.

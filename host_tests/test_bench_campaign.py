@@ -55,6 +55,7 @@ def test_bench_quick(tmp_path):
     # the heap search ran days at several heap sizes
     runs = r["heap_search"]["mpy"]["runs"]
     assert runs and all(x["heap_kib"] > 0 for x in runs)
+    assert not [x for x in runs if "rig_error" in x], (runs, err[-2000:])
     if r.get("heap_min_kib") is not None:
         assert any(x["passes"] and x["heap_kib"] == r["heap_min_kib"] for x in runs)
 

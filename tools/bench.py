@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import threading
+import traceback
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,8 +74,14 @@ class CodeFirmware(fwproc.Firmware):
         env = dict(os.environ)
         if self.form == "py":
             main = fwproc.MAIN
+        elif self.form.startswith("frozen"):
+            # the firmware is in the interpreter: only main.py, a copy beside the device
+            # folder (not build/unix, which a build_mpy run elsewhere may be rewriting)
+            main = os.path.join(os.path.dirname(os.path.abspath(self.root_dir)), "main.py")
+            shutil.copyfile(fwproc.MAIN, main)
         else:
             main = os.path.join(ROOT, "build", "unix", "main.py")
+        if self.form != "py":
             path = [".frozen"]
             if self.form.startswith("mpy"):
                 path.append(os.path.join(ROOT, "build", "unix", "lib"))
@@ -150,17 +157,19 @@ def windows_for(day_ms, n=8, minutes=45, span_h=24):
 # -- one simulated day -------------------------------------------------------
 
 def run_day(workdir, speed, heap="512k", form="py", micropython=None, wire_timing=False, mqtt=True,
-            hours=24.0, windows=8, deadline_s=None, log=None, late_ok=False):
+            hours=24.0, windows=8, deadline_s=None, log=None, late_ok=False, slow=None):
     """Run the firmware through `hours` of the day DAY; returns what was measured.
-    passes = no MemoryError, every boundary of the span a value, console answers."""
+    passes = no MemoryError, every boundary of the span a value (late_ok: or a late
+    gap), console answers. slow: (speed, lead ms, tail ms) of slow motion around each
+    boundary (tools/simclock.py), so that a fast day leaves the legal 9 s real time."""
     say = log or (lambda *a: None)
     if os.path.isdir(workdir):
         shutil.rmtree(workdir)
     day0 = day_start_ms(DAY)
     end_ms = day0 + int(hours * H_MS)
     rig = BenchRig(workdir, form=form, micropython=micropython, speed=speed, start_ms=day0 - max(120_000, 2 * speed * 1000),
-                   load="day", mqtt=mqtt, wire_timing=wire_timing, heap=heap, lead_ms=800)
-    out = {"speed": speed, "heap": heap, "form": form, "wire_timing": wire_timing, "hours": hours}
+                   load="day", mqtt=mqtt, wire_timing=wire_timing, heap=heap, lead_ms=800, slow=slow)
+    out = {"speed": speed, "heap": heap, "form": form, "wire_timing": wire_timing, "hours": hours, "slow": slow}
     t_wall0 = time.monotonic()
     rig.start()
     fw = rig.fw
@@ -220,8 +229,11 @@ def run_day(workdir, speed, heap="512k", form="py", micropython=None, wire_timin
     finally:
         rig.stop()
     out["wall_s"] = round(time.monotonic() - t_wall0, 1)
+    span_h = (snaps["b"][0] - snaps["a"][0]) / 3600.0 if "a" in snaps and "b" in snaps else 0
+    if span_h <= 0:  # a loaded host polled first after the day's last boundary: nothing to divide by
+        out.pop("t_day_start_wall", None)
+        out.pop("t_day_end_wall", None)
     if "t_day_start_wall" in out and "t_day_end_wall" in out:
-        span_h = (snaps["b"][0] - snaps["a"][0]) / 3600.0
         out["sim_day_wall_s"] = round((out.pop("t_day_end_wall") - out.pop("t_day_start_wall")) * 24 / span_h, 1)
         a, b = snaps["a"][1], snaps["b"][1]
         out["flash_span_h"] = span_h
@@ -399,8 +411,14 @@ def bisect_heap(work, form, micropython, speed, lo_k, hi_k, step_k, hours, log, 
     runs = []
 
     def trial(k):
-        d = run_day(os.path.join(work, "heap-%s-%dk" % (form, k)), speed, heap="%dk" % k, form=form,
-                    micropython=micropython, mqtt=True, hours=hours, log=log, late_ok=True)
+        try:
+            d = run_day(os.path.join(work, "heap-%s-%dk" % (form, k)), speed, heap="%dk" % k, form=form,
+                        micropython=micropython, mqtt=True, hours=hours, log=log, late_ok=True)
+        except Exception as e:  # the rig itself broke (a host too loaded to start it): say so, count no pass
+            traceback.print_exc()
+            runs.append({"heap_kib": k, "passes": False, "values": 0, "late_gaps": 0, "memory_error": False,
+                         "rig_error": "%s: %s" % (type(e).__name__, e)})
+            return False
         runs.append({"heap_kib": k, "passes": d["passes"], "values": d["qh_values"], "late_gaps": d["qh_late_gaps"],
                      "memory_error": bool(d["memory_errors"])})
         return d["passes"]

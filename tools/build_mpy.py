@@ -8,7 +8,8 @@ Layout of build/<board>/, which is also the layout on the board's filesystem:
     board.mpy                  boards/<NAME>.py, imported by main.py as `board`
     lib/dicamm/**/*.mpy        firmware/dicamm/**/*.py (the package and its subpackages)
     lib/<mod>.mpy              other firmware/*.py
-    lib/umqtt/simple.mpy       micropython-lib dependencies from build/lib
+    lib/umqtt/simple.mpy       micropython-lib dependencies from build/lib (`make setup`
+                               copies them from the pinned MicroPython source)
 Architecture: xtensawin for esp32 and esp32s3, rv32imc for esp32c3, none
 (portable bytecode) for unix. --package-json rewrites the mip package.json
 from the firmware file list.
@@ -27,7 +28,19 @@ MPLIB = os.path.join(ROOT, "build", "lib")
 DEFAULT_BOARD = "esp32_devkitc"
 ARCH = {"esp32": "xtensawin", "esp32s3": "xtensawin", "esp32c3": "rv32imc", None: None}
 SOURCE_ONLY = ("boot.py", "main.py")
-DEPS = [["umqtt.simple", "latest"]]
+
+
+def umqtt_version():
+    # The umqtt.simple version the MQTT adapter is written for (and checks at import).
+    with open(os.path.join(FIRMWARE, "dicamm", "drivers", "mqtt_client.py")) as f:
+        for line in f:
+            if line.startswith("UMQTT_SIMPLE = "):
+                return line.split("=", 1)[1].strip().strip("\"'")
+    raise SystemExit("build_mpy: no UMQTT_SIMPLE in dicamm/drivers/mqtt_client.py")
+
+
+# mip dependencies of the firmware package, at the versions the firmware checks
+DEPS = [["umqtt.simple", umqtt_version()]]
 
 
 def load_board(name):

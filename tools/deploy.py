@@ -9,8 +9,10 @@ mpremote call:
      neither the application nor the watchdog runs while files are copied;
   2. create lib/ and the package folders (build/<board>/deploy_prepare.py);
   3. copy the .mpy files folder by folder (unchanged files are skipped);
-     the micropython-lib dependencies come from build/lib (`make setup`), or
-     with --mip from `mpremote mip install` (needs internet on this host);
+     the micropython-lib dependencies come from build/lib (`make setup`: the
+     pinned MicroPython source's micropython-lib), or with --mip from
+     `mpremote mip install umqtt.simple@VERSION` at that same version (needs
+     internet on this host);
   4. copy boot.py, main.py, board.mpy and config.default.json to /;
   5. finish on the board (build/<board>/deploy_finish.py): delete .py files that would shadow the new .mpy,
      install config.default.json as config.json only if there is none, clear
@@ -37,7 +39,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import build_mpy  # noqa: E402
 
-MIP_DEPS = ("umqtt.simple",)
+MIP_DEPS = tuple("%s@%s" % (name, version) for name, version in build_mpy.DEPS)
 STARTER = "config.default.json"
 
 # Step 1: what the board runs to enter safe mode (see dicamm/drivers/startup.py).

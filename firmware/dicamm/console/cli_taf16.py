@@ -1,5 +1,14 @@
 # Console commands for TAF16 events and transaction records.
+import json
+
 from dicamm.errors import UsageError
+
+
+def _dump(out, obj):
+    try:
+        json.dump(obj, out)
+    except OSError:  # not a stream (an object with write() only)
+        out.write(json.dumps(obj))
 
 
 def cmd_event(con, args):
@@ -49,11 +58,19 @@ def cmd_tx(con, args):
         return
     if sub:
         raise UsageError("usage: tx [--last N] [--json] | tx key | tx export [--last N]")
-    rows = tx.list(args.int_flag("last", 10, 1, 1000))
+    rows = tx.rows(args.int_flag("last", 10, 1, 1000))
     if args.json:
+        # {"tx": [...], "open": ...} written record by record (one in the heap)
+        out = con.out
+        out.write('{"tx": [')
+        sep = ""
         for r in rows:
-            r.pop("ocmf", None)
-        con.write_json({"tx": rows, "open": tx.open})
+            out.write(sep)
+            _dump(out, r)
+            sep = ", "
+        out.write('], "open": ')
+        _dump(out, tx.open)
+        out.write("}\n")
         return
     for r in rows:
         b, e = r.get("begin", {}), r.get("end", {})

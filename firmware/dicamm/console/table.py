@@ -50,13 +50,17 @@ def preload(log):
     # Imports PRELOAD now, so that cli_core's code lies in one piece at the
     # bottom of the heap instead of in the holes left between the objects of a
     # running day (a fragmented heap fails big allocations first).
+    # Returns [(group, ImportError)] of the groups that could not be loaded.
+    missing = []
     for name in PRELOAD:
         try:
             __import__(PACKAGE + "." + name)
         except ImportError as e:
             log("console group %s missing: %s" % (name, e))
+            missing.append((name, e))
         drop_big()
     find("status")   # the declarations (loaded for every line) intern their names now too
     from dicamm.proto import cmdcheck  # noqa: F401 (and the one check, for the first command)
     unload("dicamm.proto.cmdcheck")
     gc.collect()
+    return missing

@@ -8,11 +8,76 @@ import socket
 import struct
 import time
 
-from umqtt.simple import MQTTClient, MQTTException
-
 from dicamm.errors import LinkError
 
+# The umqtt.simple this adapter is written for: the one of the pinned micropython-lib
+# (tools/micropython.lock; a test holds the two together), which `make deploy`, mip
+# and the frozen manifest install. The subclass uses the client's fields and its
+# wait_msg(); check() below tries what it relies on, and the import fails on another.
+UMQTT_SIMPLE = "1.8.0"
+_FIX = "mpremote mip install umqtt.simple@" + UMQTT_SIMPLE
+
+try:
+    import umqtt.simple as _umqtt
+except ImportError:  # the fault says how to get it (services/failsoft.py)
+    raise ImportError("umqtt.simple missing - " + _FIX)
+from umqtt.simple import MQTTClient, MQTTException
+
 _IN_PROGRESS = (115, 119, 36)  # EINPROGRESS: Linux, lwIP (ESP32), BSD
+
+
+class _Script:
+    # A socket that plays back bytes and keeps what is written (for check()).
+    def __init__(self, data):
+        self.d = data
+        self.out = b""
+
+    def read(self, n):
+        d = self.d[:n]
+        self.d = self.d[n:]
+        return d if d else None
+
+    def write(self, buf, n=None):
+        self.out += bytes(buf[:n] if n is not None else buf)
+
+    def setblocking(self, flag):
+        pass
+
+
+def check(mod):
+    # What this adapter relies on in the umqtt.simple module mod, tried on a
+    # scripted socket: None when all is there, else what differs. 1.8.0 added
+    # _encode_len and _send_subunsub; since 2022 wait_msg() returns the op of a
+    # PUBLISH it handled (PyPI's 1.3.4 of 2017 returns None, which the link would
+    # take for a packet whose body is still to read).
+    cls = getattr(mod, "MQTTClient", None)
+    if not hasattr(mod, "_encode_len") or not hasattr(cls, "_send_subunsub"):
+        return "older than %s (no _encode_len, _send_subunsub)" % UMQTT_SIMPLE
+    got = []
+    c = cls(b"id", "host", 1883, b"u", b"p", 60)
+    c.set_callback(lambda t, m: got.append((bytes(t), bytes(m))))
+    c.set_last_will(b"w", b"m", True, 1)
+    for f in ("client_id", "server", "port", "user", "pswd", "keepalive", "ssl", "ssl_params",
+              "lw_topic", "lw_msg", "lw_qos", "lw_retain", "pid", "sock", "cb"):
+        if not hasattr(c, f):
+            return "no MQTTClient.%s" % f
+    # PINGRESP (consumed), a QoS 1 PUBLISH (to the callback, PUBACK sent, its op
+    # returned), a PUBACK (op returned, body left), then nothing (None)
+    c.sock = _Script(b"\xd0\x00\x32\x07\x00\x01t\x00\x07ms\x40\x02\x00\x07")
+    ops = [c.wait_msg(), c.check_msg(), c.check_msg()]
+    rest = c.sock.d
+    c.sock.d = b""
+    ops.append(c.check_msg())
+    if ops != [None, 0x32, 0x40, None] or got != [(b"t", b"ms")] or c.sock.out != b"\x40\x02\x00\x07" \
+            or rest != b"\x02\x00\x07":
+        return "wait_msg() answers %r, not [None, 50, 64, None]" % (ops,)
+    return None
+
+
+_why = check(_umqtt)
+if _why:
+    raise ImportError("umqtt.simple %s: this firmware needs %s - %s" % (_why, UMQTT_SIMPLE, _FIX))
+del _why
 
 
 class _Sock:
@@ -141,6 +206,19 @@ class Client(MQTTClient):
         n = self._fixed_header(0x82, len(body))
         self.sock.write(self._hdr, n)
         self.sock.write(body)
+
+    def skip(self):
+        # The body of a packet whose first byte check_msg() returned and the
+        # link does not expect (SUBACK, UNSUBACK): its length, then the bytes.
+        n = sh = 0
+        while True:
+            b = self.sock.read(1)[0]
+            n |= (b & 0x7F) << sh
+            if not b & 0x80:
+                break
+            sh += 7
+        if n:
+            self.sock.read(n)
 
     def _fixed_header(self, first, size):
         h = self._hdr

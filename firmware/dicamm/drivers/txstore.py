@@ -197,10 +197,21 @@ class Transactions:
         return self.end(self.open["last"], "P", uuid)
 
     def list(self, last=10):
-        out = []
-        for seq, p in self.journal.last(last):
-            try:
-                out.append(decode(seq, p))
-            except (ValueError, KeyError):
-                out.append({"seq": seq, "error": "unreadable record"})
-        return out
+        return list(self.rows(last, True))
+
+    def rows(self, last=10, with_ocmf=False):
+        # The newest `last` records decoded one at a time, oldest first: a
+        # reader that writes each before taking the next holds one record in
+        # the heap, not `last` of them (20 are some 40 KB on 32 bits).
+        j = self.journal
+        g = j.records(max(j.next_seq - last, 0))
+        try:
+            for seq, p in g:
+                try:
+                    d = decode(seq, p) if with_ocmf else ocmf.summary(p)
+                except (ValueError, KeyError):
+                    d = {"seq": seq, "error": "unreadable record"}
+                p = None
+                yield d
+        finally:
+            g.close()

@@ -41,6 +41,7 @@ class App:
         self.controller = None
         self.outbox = None
         self.transactions = None
+        self.tx_service = None   # services/transactions: events and records of the edges
         self.mqtt = None
         self.console = None
         self.journals = {}
@@ -163,9 +164,9 @@ class App:
         self.console = Console(self)
         self.register_extras()
         self.info("DICAMM %s starting on board %s" % (VERSION, self.board.get("name")))
+        from dicamm.services import failsoft  # optional parts: a fault each, never a dead device
         if self.board.get("chip") is not None:
-            from dicamm.drivers import netif
-            self.start("network", lambda: netif.keep_up(self))
+            failsoft.start(self, "net", self._start_network)
             from dicamm.drivers import startup
             self.start("watchdog", startup.watchdog)
         self.start("time", self.timekeeper.run)
@@ -182,17 +183,28 @@ class App:
         while True:
             await asyncio.sleep_ms(60000)
 
+    def _start_network(self):
+        from dicamm.drivers import netif
+        self.start("network", lambda: netif.keep_up(self))
+
     def register_extras(self):
-        # The console's groups, loaded once now (console/table.py preload).
+        # The console's groups, loaded once now (console/table.py preload);
+        # a missing one is the "console" fault, the others answer.
         from dicamm.console import table
-        table.preload(self.info)
+        from dicamm.services.failsoft import describe
+        gone = table.preload(self.info)
+        if gone:
+            self.fault("console", "group %s" % "; ".join("%s: %s" % (n, describe(e)) for n, e in gone))
 
     def start_extras(self):
+        # The gateway link (TAF16) and MQTT are optional for metering: each
+        # fails soft (services/failsoft.py); control always starts.
         from dicamm.services.commands import Commands
+        from dicamm.services import failsoft
         self.commands = Commands(self)
-        self.start_taf16()
+        failsoft.start(self, "taf16", self.start_taf16)
         self.start_control()
-        self.start_mqtt()
+        failsoft.start(self, "mqtt", self.start_mqtt)
 
     def file_path(self, name):
         # Certificate and key paths in the config are relative to the device
@@ -211,7 +223,6 @@ class App:
                                          load_or_create_key(self.path("device.key")),
                                          ("DICAMM", cfg.get("device_id") or cfg.get("cls_id") or "", VERSION),
                                          self.path("data/tx.open"), decimals=m.decimals if m else 3)
-        self._tx_source = None  # who switched the load on (for the stop event's text)
         if cfg.get("han.url") and cfg.get("cls_id"):
             from dicamm.drivers.han_client import HanClient
             from dicamm.services.outbox import Outbox
@@ -239,72 +250,25 @@ class App:
                 self.watch("gateway watch", "taf16", state, 500)
         else:
             self.fault("taf16", "not configured: set cls_id and han.url")
-        tx = self.transactions
-        if tx.open is not None:
-            ev = self.raise_event("transaction %d ended by power failure" % tx.next_pg(), "stop")
-            if tx.recover(ev["uuid"]):
-                self.info("transaction %d closed after power loss (P)" % (tx.next_pg() - 1))
+        from dicamm.services.transactions import TransactionService
+        svc = TransactionService(self.transactions, self.timekeeper, m, self.outbox, self.info, self.fault)
+        self.tx_service = svc
+        svc.recover()
         if m is not None:
-            # The open transaction remembers the latest reading (with its own
-            # time), so that a power cut ends it (P) at the last one on flash.
-            m.listeners.append(lambda r: tx.note(m.edge_reading()) if tx.open is not None else None)
-            m.identity_listeners.append(self._meter_exchanged)
-
-    def _meter_exchanged(self, old, new):
-        # Another serial under a running transaction: it ends aborted (TX A,
-        # ST X, EF E) at the old meter's last reading; a fault and an event.
-        text = "meter exchanged: serial %s, was %s" % (new["serial"], old["serial"])
-        self.fault("meter_id", text)
-        self.transactions.meter_exchanged(self.raise_event(text, "meter")["uuid"])
-
-    def raise_event(self, text, kind, reading_wh=None):
-        # A TAF16 trigger: UUID, reading and legal time taken now, written to
-        # the flash outbox before anything is sent. Returns the event (or a
-        # local one with a UUID when no gateway is configured).
-        from os import urandom
-        from dicamm.proto.uuid4 import from_bytes
-        # The last good reading with its own time (reading_ms), marked when stale.
-        t, st = self.timekeeper.stamp()
-        rd = self.metering.edge_reading() if self.metering is not None and reading_wh is None else None
-        wh = rd["i"] if rd else reading_wh
-        text = text[:64]
-        if self.outbox is not None:
-            ev = self.outbox.add(kind, text, t, st, wh, reading=rd, error_ms=self.timekeeper.error_bound_ms())
-        else:
-            ev = {"uuid": from_bytes(urandom(16)), "text": text, "time_ms": t, "time_status": st, "reading_wh": wh, "kind": kind}
-        self.info("event %s: %s" % (ev["uuid"][:8], text))
-        return ev
+            m.listeners.append(lambda r: svc.note_reading())
+            m.identity_listeners.append(svc.meter_exchanged)
 
     def on_transition(self, ev):
-        # Called by the controller on every switching transition and schedule
-        # window edge: TAF16 events at start and stop, and the transaction record.
-        kind = ev["kind"]
-        src = ev.get("source")
-        if kind == "switch":
-            on = ev["new"]
-            why = ev.get("reason") or ""
-            if on:
-                self._tx_source = src
-                text = "start by %s: %s" % (src, why)
-            else:
-                was = self._tx_source
-                self._tx_source = None
-                if src == "default" or why == src:
-                    why = ("%s request ended" % was) if was else "no request"
-                text = "stop by %s: %s" % (src, why)
-            e = self.raise_event(text, "start" if on else "stop")
-            m, tx = self.metering, self.transactions
-            rd = m.edge_reading() if m is not None else None
-            if tx is not None and rd is not None:
-                if on:
-                    from dicamm.proto.ocmf import identification
-                    tx.begin(rd, m.meter_identity(), identification(e["uuid"], ev.get("request_id")), e["uuid"])
-                elif tx.end(rd, {"dso": "R", "backend": "R", "safety": "A", "installer": "L"}.get(src, "E"), e["uuid"]):
-                    self.info("transaction %d ended" % (tx.next_pg() - 1))
-        elif kind in ("window_start", "window_end"):
-            self.raise_event("window %s %s%s" % (ev.get("window_id"), kind[7:],
-                                                 " (joined late)" if kind == "window_start" and ev.get("late")
-                                                 else (" (early)" if ev.get("late") else "")), kind)
+        # The controller's edges; without the transactions service (its start
+        # failed soft) switching goes on unrecorded, and the taf16 fault says why.
+        if self.tx_service is not None:
+            self.tx_service.on_transition(ev)
+
+    def raise_event(self, text, kind, reading_wh=None):
+        if self.tx_service is None:
+            from dicamm.errors import CommandError
+            raise CommandError("TAF16 events are off: see the taf16 fault")
+        return self.tx_service.raise_event(text, kind, reading_wh)
 
     # -- control ---------------------------------------------------------
     def start_control(self):

@@ -36,7 +36,10 @@ TOLERANCE_MS = const(9000)   # 1 % of the period: what metering law allows
 _QH_S = const(900)
 _EARLY_MS = const(60)        # real ms: reserve the bus and spin before a boundary
 _RETRY_MS = const(200)       # real ms between reads of a failing meter
-_MAX_GUARD_MS = const(2000)  # at most this much of the tolerance for time uncertainty
+# At most half the tolerance waits out the uncertainty of legal time (a read
+# before the true boundary would be worse than a late one); the other half is
+# for the read and its retries (tens of ms each, 200 real ms apart).
+_MAX_GUARD_MS = const(4500)
 _ENERGY = ("import_wh", "export_wh")
 
 

@@ -270,17 +270,15 @@ class MqttLink:
             op = c.check_msg()
             if s.idle:
                 return
-            if op is None or self._client is None:
-                continue
+            if op is None or self._client is None or op & 0xF0 == 0x30:
+                continue  # nothing, or a PUBLISH that check_msg handed to _on_message
             if op == 0x40:  # PUBACK
                 b = s.read(3)
                 if len(b) != 3 or b[0] != 2:
                     raise LinkError("bad PUBACK")
                 self._puback(b[1] << 8 | b[2])
-            else:  # SUBACK, UNSUBACK...: not expected now; skip the body
-                n = c._recv_len()
-                if n:
-                    s.read(n)
+            else:  # SUBACK, UNSUBACK...: not expected now
+                c.skip()
 
     def _keepalive(self, now):
         ka = int(self._get("mqtt.keepalive_s", 60)) * 1000

@@ -1,0 +1,127 @@
+# The transactions service: what the load's switching means for the records.
+# Owns the TAF16 event wording of switching edges and window edges, the OCMF
+# end reasons, the close after a power cut and after a meter exchange. It gets
+# what it uses (the transaction store, legal time, the metering service, the
+# outbox, a log and a fault setter), never the application.
+#
+# Everything happens at the edge itself, before anything is awaited: the TAF16
+# event is on flash (outbox), a begin is on flash (tx.open), a stop is signed
+# and stored. Begin and end use the reading the edge's TAF16 event carries (the
+# last poll, at most a poll period old, with its own time, marked when stale),
+# so the gateway's legal record and the OCMF record name the same reading. A
+# power cut before the stop ends the transaction with TX "P" at the last
+# reading noted on flash (recover at the next start).
+
+# Who switched the load off -> OCMF TX of the end reading (OCMF 1.4, table 11:
+# R remote, A abort, L local; E plain end).
+_END_REASON = {"dso": "R", "backend": "R", "safety": "A", "installer": "L"}
+
+
+def stop_reason(source):
+    return _END_REASON.get(source, "E")
+
+
+def switch_text(on, source, reason, started_by):
+    # The TAF16 event text of a switching edge. started_by: who switched the
+    # load on (for a stop by default, when that request ended).
+    why = reason or ""
+    if on:
+        return "start by %s: %s" % (source, why)
+    if source == "default" or why == source:
+        why = ("%s request ended" % started_by) if started_by else "no request"
+    return "stop by %s: %s" % (source, why)
+
+
+def window_text(kind, window_id, late):
+    # The TAF16 event text of a schedule window's start or end.
+    if kind == "window_start":
+        tail = " (joined late)" if late else ""
+    else:
+        tail = " (early)" if late else ""
+    return "window %s %s%s" % (window_id, kind[7:], tail)
+
+
+class TransactionService:
+    def __init__(self, store, timekeeper, metering, outbox, info, fault):
+        # store: drivers/txstore.Transactions; metering: services/metering
+        # (None without a meter); outbox: services/outbox (None without a
+        # gateway); info(text); fault(name, text or None).
+        self.store = store
+        self.timekeeper = timekeeper
+        self.metering = metering
+        self.outbox = outbox
+        self.info = info
+        self.fault = fault
+        self.started_by = None   # who switched the load on (for the stop event's text)
+        self.ended = 0           # records signed since start
+
+    # -- TAF16 events ----------------------------------------------------
+    def raise_event(self, text, kind, reading_wh=None):
+        # A TAF16 trigger: UUID, reading and legal time taken now, written to
+        # the flash outbox before anything is sent. Returns the event (or a
+        # local one with a UUID when no gateway is configured). The reading is
+        # the last good one with its own time, marked when stale.
+        t, st = self.timekeeper.stamp()
+        m = self.metering
+        rd = m.edge_reading() if m is not None and reading_wh is None else None
+        wh = rd["i"] if rd else reading_wh
+        text = text[:64]
+        if self.outbox is not None:
+            # error_ms: how far t may be off legal time (while S): the gateway gets it (docs/HAN.md)
+            ev = self.outbox.add(kind, text, t, st, wh, reading=rd, error_ms=self.timekeeper.error_bound_ms())
+        else:
+            from os import urandom
+            from dicamm.proto.uuid4 import from_bytes
+            ev = {"uuid": from_bytes(urandom(16)), "text": text, "time_ms": t, "time_status": st,
+                  "reading_wh": wh, "kind": kind}
+        self.info("event %s: %s" % (ev["uuid"][:8], text))
+        return ev
+
+    # -- edges -----------------------------------------------------------
+    def on_transition(self, ev):
+        # The controller's switching transitions and schedule window edges.
+        kind = ev["kind"]
+        if kind == "switch":
+            self._switch(ev)
+        elif kind in ("window_start", "window_end"):
+            self.raise_event(window_text(kind, ev.get("window_id"), ev.get("late")), kind)
+
+    def _switch(self, ev):
+        on, src = ev["new"], ev.get("source")
+        text = switch_text(on, src, ev.get("reason"), self.started_by)
+        self.started_by = src if on else None
+        e = self.raise_event(text, "start" if on else "stop")
+        m, tx = self.metering, self.store
+        rd = m.edge_reading() if m is not None else None
+        if rd is None:
+            return  # no reading yet: no transaction can begin or end on one
+        if on:
+            from dicamm.proto.ocmf import identification
+            tx.begin(rd, m.meter_identity(), identification(e["uuid"], ev.get("request_id")), e["uuid"])
+        elif tx.end(rd, stop_reason(src), e["uuid"]):
+            self.ended += 1
+            self.info("transaction %d ended" % (tx.next_pg() - 1))
+
+    def note_reading(self):
+        # Each poll of an open transaction: the latest reading, on flash now
+        # and then, so that a power cut ends it (P) at the last one noted.
+        if self.store.open is not None:
+            self.store.note(self.metering.edge_reading())
+
+    # -- start-up and meter exchange -------------------------------------
+    def recover(self):
+        # An open transaction left by a power cut ends with P at the last
+        # reading on flash, with that reading's own time.
+        tx = self.store
+        if tx.open is None:
+            return
+        ev = self.raise_event("transaction %d ended by power failure" % tx.next_pg(), "stop")
+        if tx.recover(ev["uuid"]):
+            self.info("transaction %d closed after power loss (P)" % (tx.next_pg() - 1))
+
+    def meter_exchanged(self, old, new):
+        # Another serial under a running transaction: it ends aborted (TX A,
+        # ST X, EF E) at the old meter's last reading; a fault and an event.
+        text = "meter exchanged: serial %s, was %s" % (new["serial"], old["serial"])
+        self.fault("meter_id", text)
+        self.store.meter_exchanged(self.raise_event(text, "meter")["uuid"])
