@@ -77,6 +77,7 @@ SCHEMA = {
     "mqtt.backoff_max_s": ("int", 300, 1, 3600, False),
     "mqtt.discovery_prefix": ("str", "homeassistant", 1, 48, False),
     "mqtt.meter_period_s": ("int", 10, 1, 3600, False),
+    "mqtt.health_period_s": ("int", 300, 10, 86400, False),
     "mqtt.keepalive_s": ("int", 60, 10, 3600, False),
     "mqtt.discovery": ("bool", False, None, None, False),
     "net.ssid": ("str", "", 0, 32, False),
