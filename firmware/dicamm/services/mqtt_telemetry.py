@@ -9,7 +9,8 @@ import time
 
 from micropython import const
 
-_STATE_CHECK_MS = const(1000)  # real ms between two looks at state and identity
+_STATE_CHECK_MS = const(1000)      # real ms between two looks at state
+_IDENTITY_CHECK_MS = const(10000)  # ... and at identity (changes with a meter exchange only)
 _MIN_PERIOD_MS = const(500)    # real-time floor of the meter and health periods (fast bench clock)
 
 TOPICS = ("status", "state", "meter", "identity", "health", "ack")
@@ -24,7 +25,7 @@ class Telemetry:
         self.src = sources
         self.clock = clock
         self._last = {}     # name -> last payload sent (state, identity)
-        self._check_ms = time.ticks_ms()
+        self._check_ms = self._ident_ms = time.ticks_ms()
         self._due = {}      # name -> (device ticks, real ticks) of the last periodic message
 
     def connected(self, discovery=None):
@@ -40,6 +41,8 @@ class Telemetry:
         if time.ticks_diff(now, self._check_ms) >= _STATE_CHECK_MS:
             self._check_ms = now
             self._changed("state", False)
+        if time.ticks_diff(now, self._ident_ms) >= _IDENTITY_CHECK_MS:
+            self._ident_ms = now
             self._changed("identity", False)
         self._periodic("meter", "mqtt.meter_period_s", 10, self._reading, now, False, 0)
         self._periodic("health", "mqtt.health_period_s", 300, self.src.get("health"), now, True, 0)
