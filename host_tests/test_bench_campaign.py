@@ -41,6 +41,10 @@ def test_bench_quick(tmp_path):
     assert r["flash_bytes_per_day"] > 0 and r["flash_writes_per_day"] > 0
     assert 0 < r["boot_to_first_reading_ms"] < 60000
     assert 16 < r["heap_peak_kib"] < 512
+    # one TAF16 post: a new mutual-TLS connection each, and a kept one (issue 18)
+    hp = r["han_post"]
+    assert hp["connects_new"] == hp["posts"] and hp["connects_kept"] == 1 and hp["reused"] == hp["posts"], hp
+    assert 0 < hp["kept_ms_p50"] < hp["new_ms_p50"], hp
     # the wire agrees with the firmware's plan for the meter under test
     m = r["modbus_measured"]
     assert m["profile"] == "sdm630" and m["polls_on_wire"] > 0
@@ -66,6 +70,7 @@ def test_campaign_short(tmp_path):
     assert r["kills"] == 5
     assert r["bus_faults_injected"] > 0 and r["bus_transactions"] > r["bus_faults_injected"]
     assert r["han_outages"] >= 1 and r["broker_outages"] >= 1 and r["sntp_episodes"] >= 1
+    assert r["han_faults"].get("early", 0) >= 1, r["han_faults"]  # a gateway closing idle connections early
     assert r["records"]["quarter_hours"] >= 10 and r["records"]["events"] >= 1
     assert r["lost"] == 0 and r["duplicated"] == 0, r
     assert r["events"]["in_order"] and r["events"]["lost"] == 0

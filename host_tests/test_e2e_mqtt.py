@@ -22,6 +22,7 @@ P = "dicamm/%s/" % DEV
 STREAMS = ("qh", "event", "event/gateway", "tx")
 JOURNAL = {"qh": "qh", "event": "outbox", "event/gateway": "acks", "tx": "tx"}
 DEADLINE = 60                   # seconds: generous, for a loaded machine
+HEALTH_S = 120                  # mqtt.health_period_s: device s (1 s real at SPEED)
 
 
 class Backend:
@@ -68,7 +69,8 @@ class Backend:
 def rig(tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e_mqtt")
     r = Rig(work, speed=SPEED, start_ms=day_start_ms("2026-11-29") + 3600_000 - 120_000, load="constant:800",
-            mqtt=True, config={"mqtt": {"backoff_s": 1, "backoff_max_s": 2, "discovery": True}})
+            mqtt=True, config={"mqtt": {"backoff_s": 1, "backoff_max_s": 2, "discovery": True,
+                                        "health_period_s": HEALTH_S}})
     r.start(firmware=False)
     # The broker keeps sessions and queued QoS 1 messages across a restart.
     r.broker.stop()
@@ -192,6 +194,60 @@ def test_status_state_and_discovery_are_retained(rig):
                 comp, DEV.replace("-", "_"), key), c
             assert c["origin"]["name"] and c["device"]["serial_number"] and c["device"]["sw_version"]
             assert ("expire_after" in c) == (topic == "meter"), c
+    finally:
+        late.close()
+
+
+def test_identity_is_retained_and_says_what_status_says(rig):
+    # issue 18: who the device is, for a backend operator: device, CLS-ID, meter
+    # vendor/model/serial/firmware, firmware version and the OCMF key (retained)
+    fw = rig.fw
+    wait_json(fw, "status --json", lambda d: d["meter"].get("serial") and d["mqtt"]["connected"])
+    key = fw.json("tx key --json")
+    late = brokermod.Client(rig.broker.port, client_id="late-identity").subscribe(P + "identity")
+    try:
+        m = late.wait_for(lambda m: m.json()["meter"] is not None, DEADLINE)  # the meter's identity is read after start
+    finally:
+        late.close()
+    assert m.retain
+    ident = m.json()
+    st = fw.json("status --json")
+    meter = st["meter"]
+    assert ident == {"device_id": DEV, "cls_id": "CLS-BENCH-0001", "firmware": st["firmware"], "board": "unix",
+                     "meter": {"vendor": meter["vendor"], "model": meter["meter_model"], "serial": meter["serial"],
+                               "firmware": meter["firmware"]},
+                     "ocmf_key": {"SA": "ECDSA-secp256r1-SHA256", "key": key["key"]}}, ident
+    assert st["identity"] == ident  # the console's status shows the same
+    human = "\n".join(fw.command("status"))
+    assert "device  %s, CLS-ID CLS-BENCH-0001; OCMF key %s" % (DEV, key["key"][-16:]) in human, human
+
+
+def test_health_is_periodic(rig):
+    # issue 18: uptime, reset cause, network, free heap and the time's status and
+    # error, every mqtt.health_period_s of device time (retained: the last one stays)
+    t0 = time.monotonic()
+    b = rig.backend
+    b.wait(lambda m: m.topic == P + "health" and m.t >= t0 and len([x for x in b.all("health") if x.t >= t0]) >= 4,
+           what="4 health messages")
+    hs = [x for x in b.all("health") if x.t >= t0]
+    assert all(x.retain for x in hs) or not any(x.retain for x in hs)  # delivered live: retain flag off
+    ds = [x.json() for x in hs]
+    gaps = [(q["time_ms"] - p["time_ms"]) / 1000 for p, q in zip(ds, ds[1:])]
+    assert all(HEALTH_S - 2 <= g <= 3 * HEALTH_S for g in gaps), gaps
+    for d in ds:
+        assert set(d) == {"uptime_s", "reset_cause", "crashes", "net", "heap_free", "time_status", "error_ms",
+                          "time_ms"}, d
+        assert d["reset_cause"] is None and d["crashes"] == 0  # the unix port has no reset cause
+        assert d["net"] == {"kind": "host"} and d["heap_free"] > 0
+        assert d["time_status"] == "S" and isinstance(d["error_ms"], int) and d["error_ms"] >= 0, d
+    ups = [d["uptime_s"] for d in ds]
+    assert ups == sorted(ups) and ups[-1] > ups[0], ups
+    h = rig.fw.json("status --json")["health"]
+    assert set(h) == set(ds[-1]) and h["uptime_s"] >= ups[-1]
+    late = brokermod.Client(rig.broker.port, client_id="late-health").subscribe(P + "health")
+    try:
+        r = late.wait_for(lambda m: True, DEADLINE)
+        assert r.retain and set(r.json()) == set(ds[0])
     finally:
         late.close()
 

@@ -123,6 +123,10 @@ def test_transaction_events_reach_the_gateway_and_energy_matches_the_meter(rig):
     for g, r in ((gs, b), (ge, e)):
         assert 0 <= g["timestamp"] * 1000 + 999 - r["time_ms"] <= 5000, (g, r)
         assert dev[g["uuid"]]["reading_ms"] == r["time_ms"] and "stale_ms" not in dev[g["uuid"]]
+        # the trigger carries the time status it was stamped with and that stamp's
+        # uncertainty (issue 18), as the device journalled them
+        assert g["time_status"] == "S" and g["legal_time"] and "mark" not in g, g
+        assert isinstance(g["error_ms"], int) and g["error_ms"] == dev[g["uuid"]]["error_ms"] >= 0, (g, dev[g["uuid"]])
     assert gs["seq"] + 1 == ge["seq"]
 
     # The record's readings are values the meter emulator served just before the

@@ -274,10 +274,13 @@ def test_outbox_delivers_in_order_after_outage(emu, pki, tmp_path):
     _check_store(emu, 6)
 
 
-def test_outbox_survives_kills(emu, pki, tmp_path):
+@pytest.mark.parametrize("idle_s,n,add_every_ms", [(0, 80, 40), (60, 160, 60)], ids=["new-connection-each", "kept-connection"])
+def test_outbox_survives_kills(emu, pki, tmp_path, idle_s, n, add_every_ms):
+    # idle_s 0: one connection per event; 60: events share a kept connection, which
+    # delivers faster, so there are more of them for the kills to fall during delivery
     root = str(tmp_path / "root")
-    n = 80
-    c = cfg(emu, pki, n=n, root=root, add_every_ms=40, segment_bytes=1024, max_bytes=32768)
+    c = cfg(emu, pki, n=n, root=root, add_every_ms=add_every_ms, segment_bytes=1024, max_bytes=32768,
+            **{"han.idle_s": idle_s})
     rnd = random.Random(16)
     kills = 0
     progress = []  # events at the gateway after each kill

@@ -6,7 +6,8 @@ The firmware runs on the MicroPython unix port against the emulators (tools/rig.
      MQTT online, 8 schedule windows (8 transactions); from it the quarter-hour delays,
      the TAF16 event latencies, flash bytes and writes per day (StorageStats), the Modbus
      transactions and bytes per poll, the heap high-water mark (`mem --json`), wall time
-     per simulated day and boot-to-first-reading;
+     per simulated day and boot-to-first-reading; beside it the latency of one TAF16 post
+     on a new mutual-TLS connection and on a kept one (tools/han_bench.py);
   2. the heap: days at a higher speed (no wire timing, slow motion around each boundary)
      bisected over `-X heapsize` for the smallest heap in which the day passes: no
      MemoryError, every quarter hour of the day a value read within the legal 9 s (a late
@@ -577,6 +578,9 @@ def main(argv=None):
     res["modbus_measured"] = wire
     import sign_bench  # one ECDSA signature: time and heap (64-bit, and the 32-bit build when given)
     res.update(sign_bench.figures(fwproc.MICROPYTHON, a.frozen32_micropython or a.plain32_micropython))
+    import han_bench  # one TAF16 post: on a new mutual-TLS connection and on a kept one
+    res.update(han_bench.figures(fwproc.MICROPYTHON, a.frozen32_micropython or a.plain32_micropython,
+                                 n=10 if a.quick else 20))
     if heap_thread is not None:
         heap_thread.join()
         res.update(heap_res)

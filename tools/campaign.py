@@ -6,7 +6,9 @@ The firmware runs on the MicroPython unix port (.mpy, as deployed) against the e
 backend requests, while faults are injected at random:
   - bus faults: the meter emulator faults RATE of all transactions (drop, delay, corrupt,
     exception, wrong_unit, noise, split);
-  - gateway outages (HAN answers 500, drops, hangs or is slow for a while);
+  - gateway outages (HAN answers 500, drops, hangs or is slow for a while), and gateways
+    that keep connections badly: one closing idle connections early (after 300 real ms
+    though it announces 30 s), one whose close crosses the next request (`race`);
   - broker outages (mosquitto stopped, started again);
   - SNTP servers that lie (offset) or fall silent, one at a time;
   - kills of the firmware process (SIGKILL) at random moments; the relay drops out with
@@ -83,7 +85,8 @@ RELAY = {"min_on_s": 120, "min_off_s": 120, "max_cycles_per_h": 6}
 TX_END = {"safety": "A", "dso": "R", "backend": "R", "installer": "L"}  # OCMF TX of the end by stop source (else E)
 RUN_FILE = "campaign-run.json"  # what only the campaign saw (relay edges, actions), kept for --check-only
 DELAY_FAULT_MS = 1500     # the meter emulator's `delay` fault (its --delay-ms default), real ms
-NO_ANSWER = ("drop", "delay", "corrupt", "wrong_unit")  # bus faults after which the master waits out its deadline
+NO_ANSWER = ("drop", "delay", "corrupt", "wrong_unit")
+HAN_CONN_FAULTS = ("early", "race")  # han_emu --conn: connections closed early, or across a request  # bus faults after which the master waits out its deadline
 BUSY_BACKOFF_MS = 100     # real ms: the master's back-off before repeating a request answered "busy"
 BUS_SLACK_MS = 50         # real ms: a faulted transaction's hold beyond that, until the bus is surely free
 BOOT_MARGIN_MS = 1000     # real ms after a restart in which the firmware may still be booting
@@ -167,9 +170,10 @@ def plan_actions(rnd, t0_ms, t1_ms, kills, speed):
     acts = []
     for _ in range(kills):
         acts.append((t0_ms + rnd.randrange(span), "kill", rnd.uniform(0.05, 0.8)))
-    for _ in range(max(1, int(hours / 4))):
+    for i in range(max(1, int(hours / 4)) + 1):
         at = t0_ms + rnd.randrange(span)
-        acts.append((at, "han", rnd.choice(("500", "drop", "hang", "slow"))))
+        # the first: always a gateway that closes idle connections early
+        acts.append((at, "han", "early" if i == 0 else rnd.choice(("500", "drop", "hang", "slow", "early", "race"))))
         acts.append((at + rnd.randrange(5, 120) * 60_000, "han", "ok"))
     for _ in range(max(1, int(hours / 6))):
         at = t0_ms + rnd.randrange(span)
@@ -202,7 +206,7 @@ def run(a, log):
                          load="day", mqtt=True, meter_faults=faults, seed=a.seed, lead_ms=800,
                          config={"relay": dict(RELAY), "mqtt": {"meter_period_s": 300}})
     counts = {"kills": 0, "han_outages": 0, "broker_outages": 0, "sntp_episodes": 0, "setpoints": 0,
-              "schedules": 0}
+              "schedules": 0, "han_faults": {}}
     done = []  # (device_ms, what, arg) as carried out, for the checks
     marks = []  # per firmware run: the last TAF16 event seq it wrote (read from flash once it is dead)
     data = os.path.join(rig.root, "data")
@@ -234,8 +238,13 @@ def run(a, log):
                 done.append((rig.clock.now_ms(), "restart", None))
                 counts["kills"] += 1
             elif what == "han":
-                rig.set_han(arg)
+                if arg in HAN_CONN_FAULTS:  # the gateway answers, but keeps connections badly
+                    rig.set_han("ok", conn=arg, early_ms=300)
+                else:
+                    rig.set_han(arg)
                 counts["han_outages"] += arg != "ok"
+                if arg != "ok":
+                    counts["han_faults"][arg] = counts["han_faults"].get(arg, 0) + 1
             elif what == "broker":
                 if arg == "stop":
                     rig.broker.stop()

@@ -10,7 +10,8 @@ the last line that holds a JSON object with import_wh/energy_wh/reading_wh, or
 else the last integer on the last line) or, without one, a counter.
 
 Failure modes (--mode, or at run time the control file --control holding JSON
-{"mode": "...", "slow_ms": N}, re-read on every connection):
+{"mode": "...", "slow_ms": N, "conn": "...", "early_ms": N}, re-read on every
+request):
   ok           normal answers
   500          answer HTTP 500, record nothing
   hang         record the event, never answer (the connection stays open)
@@ -23,6 +24,24 @@ Failure modes (--mode, or at run time the control file --control holding JSON
   rsa-only     a gateway TR-03116-3 does not allow: an RSA certificate (rsa-gateway),
                RSA suites only (ECDHE-RSA, RSA key transport)
   tls1.0       a gateway TR-03116-3 does not allow: TLS 1.0 only, ECDHE-ECDSA-AES128-SHA
+
+Connections (--conn, or "conn" in the control file): HTTP/1.1 persistence
+(RFC 9112 section 9.3):
+  keep         keep the connection for the next request, announced as
+               "Keep-Alive: timeout=KEEP_S" (--keep-s, default 30), closed after that
+  close        "Connection: close": one request per connection
+  early        announce KEEP_S but close an idle connection after early_ms
+               (--early-ms, default 300 real ms), as a gateway short of sockets does
+  race         keep the connection, but close it without answering when the next
+               request arrives on it (after recording it): the close that crossed the
+               device's request, which the device must send again on a new connection
+A client asking "Connection: close" gets it. Each stored event records the number
+of its connection ("conn", from 1) and its place on it ("on_conn", from 1).
+
+Time status (docs/HAN.md): an event carries "time_status" S/I/U and "error_ms"
+(int while S, else null). Every event is accepted and recorded with both; one
+whose time is not legal time (I or U) is marked: "legal_time": false and "mark"
+says why. "sni" records the server name the client asked for in its handshake.
 
 TLS (every mode but the last two): as TR-03116-3 chapter 5 ("TLS-Kommunikation im HAN")
 asks of the gateway: TLS 1.2 only, the ECDHE-ECDSA suites with AES-128/256 in GCM or CBC
@@ -53,6 +72,8 @@ from simclock import SimClock  # noqa: E402
 
 MODES = ("ok", "500", "hang", "drop", "wrong-cert", "expired-cert", "slow", "badjson", "otheruuid",
          "rsa-only", "tls1.0")
+CONNS = ("keep", "close", "early", "race")
+MARKS = {"I": "time set by hand (I): not legal time", "U": "time unknown (U): not legal time"}
 # BSI TR-03116-3 chapter 5 (HAN): TLS 1.2 with these suites (OpenSSL's names for
 # TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, _256_GCM_SHA384, _128_CBC_SHA256, _256_CBC_SHA384)
 TR03116_SUITES = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
@@ -62,10 +83,15 @@ REFUSED = {"rsa-only": ("rsa-gateway", "ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-S
            "tls1.0": ("gateway", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0", "TLSv1")}
 
 
+def _note_sni(sock, name, ctx):
+    sock.dicamm_sni = name  # the server name the client asked for (None: none sent)
+
+
 def server_context(pki, name, suites=TR03116_SUITES, version="TLSv1_2", curve=None):
     # A TLS server context of exactly one protocol version that asks for a client
     # certificate from the test CA.
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.sni_callback = _note_sni
     with warnings.catch_warnings():  # TLS 1.0 is deprecated: that is the point of tls1.0
         warnings.simplefilter("ignore", DeprecationWarning)
         ctx.minimum_version = ctx.maximum_version = getattr(ssl.TLSVersion, version)
@@ -85,6 +111,7 @@ class Gateway:
         self.lock = threading.Lock()
         self.records = {}  # uuid -> record
         self.seq = 0
+        self.conns = 0  # connections accepted
         self.counter_wh = a.start_wh
         if a.store and os.path.exists(a.store):
             with open(a.store) as f:
@@ -115,7 +142,7 @@ class Gateway:
                 "time": e["time"], "meter_id": e["meter_id"]}
 
     def control(self):
-        c = {"mode": self.a.mode, "slow_ms": self.a.slow_ms}
+        c = {"mode": self.a.mode, "slow_ms": self.a.slow_ms, "conn": self.a.conn, "early_ms": self.a.early_ms}
         if self.a.control and os.path.exists(self.a.control):
             try:
                 with open(self.a.control) as f:
@@ -148,19 +175,26 @@ class Gateway:
         self.counter_wh += self.a.step_wh
         return self.counter_wh
 
-    def take(self, ev, client, tls=None):
+    def take(self, ev, client, tls=None, conn=None):
         # -> (status, record); a repeated UUID gets the same record.
         with self.lock:
             rec = self.records.get(ev["uuid"])
             if rec is not None:
                 return 200, rec
             self.seq += 1
+            st = ev["time_status"]
             entry = {"uuid": ev["uuid"], "cls_id": ev["cls_id"], "text": ev["text"],
-                     "timestamp": ev["timestamp"], "seq": self.seq, "reading_wh": self.reading_wh(),
+                     "timestamp": ev["timestamp"], "time_status": st, "error_ms": ev["error_ms"],
+                     "legal_time": st == "S", "seq": self.seq, "reading_wh": self.reading_wh(),
                      "time": self.clock.now_ms() // 1000, "meter_id": self.a.meter_id,
                      "client": client, "received_real_ms": time.time_ns() // 1_000_000}
+            if st in MARKS:
+                entry["mark"] = MARKS[st]
+            if conn:
+                entry.update(conn)
             if tls:
-                entry["tls"], entry["cipher"] = tls
+                entry["tls"], entry["cipher"] = tls[:2]
+                entry["sni"] = tls[2]
             if self.a.store:
                 with open(self.a.store, "a") as f:
                     f.write(json.dumps(entry, sort_keys=True) + "\n")
@@ -171,8 +205,8 @@ class Gateway:
             return 201, rec
 
 
-def read_request(conn):
-    buf = b""
+def read_request(conn, buf=b""):
+    # -> (method, path, headers, body, rest of buf) or None when the client closed.
     while b"\r\n\r\n" not in buf:
         chunk = conn.recv(4096)
         if not chunk:
@@ -183,39 +217,49 @@ def read_request(conn):
     head, _, body = buf.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     method, path = lines[0].split()[:2]
-    n = 0
+    hs = {}
     for h in lines[1:]:
         k, _, v = h.partition(":")
-        if k.strip().lower() == "content-length":
-            n = int(v.strip())
+        hs[k.strip().lower()] = v.strip()
+    n = int(hs.get("content-length", "0"))
     while len(body) < n:
         chunk = conn.recv(4096)
         if not chunk:
             return None
         body += chunk
-    return method, path, body[:n]
+    return method, path, hs, body[:n], body[n:]
 
 
-def answer(conn, status, obj=None, raw=None):
+def answer(conn, status, obj=None, raw=None, keep_s=None):
+    # keep_s: keep the connection, announcing this idle timeout; None: close it.
     reasons = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
     body = raw if raw is not None else json.dumps(obj).encode()
+    persist = "Connection: close\r\n" if keep_s is None else "Connection: keep-alive\r\nKeep-Alive: timeout=%d\r\n" % keep_s
     conn.sendall(("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                  "Connection: close\r\n\r\n" % (status, reasons.get(status, "X"), len(body))).encode() + body)
+                  "%s\r\n" % (status, reasons.get(status, "X"), len(body), persist)).encode() + body)
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def valid_event(ev):
     return (isinstance(ev, dict) and isinstance(ev.get("uuid"), str) and len(ev["uuid"]) == 36
             and isinstance(ev.get("cls_id"), str) and isinstance(ev.get("text"), str)
-            and len(ev["text"]) <= 64 and isinstance(ev.get("timestamp"), int)
-            and not isinstance(ev.get("timestamp"), bool))
+            and len(ev["text"]) <= 64 and _int(ev.get("timestamp"))
+            and ev.get("time_status") in ("S", "I", "U")
+            and (ev.get("error_ms") is None or (_int(ev["error_ms"]) and ev["error_ms"] >= 0)))
 
 
 def serve(gw, raw, log):
     ctl = gw.control()
-    mode = ctl.get("mode", "ok")
+    mode = first = ctl.get("mode", "ok")
     conn = raw
     client = None
     tls = None
+    with gw.lock:
+        gw.conns += 1
+        number = gw.conns
     try:
         raw.settimeout(30)
         if not gw.a.plain:
@@ -228,49 +272,42 @@ def serve(gw, raw, log):
             except (ssl.SSLError, OSError) as e:
                 log("TLS handshake failed: %s" % e)
                 return
-            tls = (conn.version(), conn.cipher()[0])
+            tls = (conn.version(), conn.cipher()[0], getattr(conn, "dicamm_sni", None))
             cert = conn.getpeercert() or {}
             for rdn in cert.get("subject", ()):
                 for k, v in rdn:
                     if k == "commonName":
                         client = v
-        req = read_request(conn)
-        if req is None:
-            return
-        method, path, body = req
-        if method != "POST" or path != gw.a.path:
-            answer(conn, 404, {"error": "not found"})
-            return
-        try:
-            ev = json.loads(body)
-        except ValueError:
-            ev = None
-        if not valid_event(ev):
-            answer(conn, 400, {"error": "bad event"})
-            return
-        if mode == "500":
-            answer(conn, 500, {"error": "emulated failure"})
-            return
-        status, rec = gw.take(ev, client, tls)
-        log("%s %s seq=%d %s" % (mode, ev["uuid"], rec["seq"], "repeat" if status == 200 else "new"))
-        if mode == "drop":
-            return
-        if mode == "hang":
-            conn.settimeout(600)
+        rest = b""
+        on_conn = 0
+        while True:
+            req = read_request(conn, rest)
+            if req is None:
+                return
+            on_conn += 1
+            ctl = gw.control()  # a kept connection follows the mode of the moment
+            if on_conn > 1:
+                mode = ctl.get("mode", "ok")
+                if not gw.a.plain and gw.contexts.get(mode, gw.contexts["ok"]) is not gw.contexts.get(first, gw.contexts["ok"]):
+                    # another certificate or TLS setting: as a gateway restarted with it, the
+                    # old session ends (unanswered, unrecorded); the next handshake shows it
+                    log("TLS setup changed to %s: closing connection %d" % (mode, number))
+                    return
+            if not handle(gw, conn, req, ctl, mode, client, tls, number, on_conn, log):
+                return
+            rest = req[4]
+            style = ctl.get("conn", "keep")
+            wait = int(ctl.get("early_ms", 300)) / 1000.0 if style == "early" else gw.a.keep_s
+            conn.settimeout(wait)  # an idle connection is closed after this
             try:
-                while conn.recv(1024):
-                    pass
-            except OSError:
-                pass
-            return
-        if mode == "slow":
-            time.sleep(int(ctl.get("slow_ms", 3000)) / 1000.0)
-        if mode == "badjson":
-            answer(conn, 200, raw=b"{not json")
-        elif mode == "otheruuid":
-            answer(conn, 200, dict(rec, uuid=str(uuidlib.uuid4())))
-        else:
-            answer(conn, status, rec)
+                if not rest:
+                    rest = conn.recv(4096)
+                    if not rest:
+                        return
+            except socket.timeout:
+                log("closing idle connection %d after %g s" % (number, wait))
+                return
+            conn.settimeout(30)
     except (OSError, ValueError) as e:
         log("connection error: %s" % e)
     finally:
@@ -278,6 +315,48 @@ def serve(gw, raw, log):
             conn.close()
         except OSError:
             pass
+
+
+def handle(gw, conn, req, ctl, mode, client, tls, number, on_conn, log):
+    # One request; True when the connection stays open for the next one.
+    method, path, hs, body, _ = req
+    style = ctl.get("conn", "keep")
+    keep = None if style == "close" or "close" in hs.get("connection", "").lower() else gw.a.keep_s
+    if method != "POST" or path != gw.a.path:
+        answer(conn, 404, {"error": "not found"}, keep_s=keep)
+        return keep is not None
+    try:
+        ev = json.loads(body)
+    except ValueError:
+        ev = None
+    if not valid_event(ev):
+        answer(conn, 400, {"error": "bad event"}, keep_s=keep)
+        return keep is not None
+    if mode == "500":
+        answer(conn, 500, {"error": "emulated failure"}, keep_s=keep)
+        return keep is not None
+    status, rec = gw.take(ev, client, tls, {"conn": number, "on_conn": on_conn})
+    log("%s %s seq=%d %s conn=%d/%d" % (mode, ev["uuid"], rec["seq"], "repeat" if status == 200 else "new",
+                                        number, on_conn))
+    if mode == "drop" or (style == "race" and on_conn > 1):
+        return False
+    if mode == "hang":
+        conn.settimeout(600)
+        try:
+            while conn.recv(1024):
+                pass
+        except OSError:
+            pass
+        return False
+    if mode == "slow":
+        time.sleep(int(ctl.get("slow_ms", 3000)) / 1000.0)
+    if mode == "badjson":
+        answer(conn, 200, raw=b"{not json", keep_s=keep)
+    elif mode == "otheruuid":
+        answer(conn, 200, dict(rec, uuid=str(uuidlib.uuid4())), keep_s=keep)
+    else:
+        answer(conn, status, rec, keep_s=keep)
+    return keep is not None
 
 
 def main(argv=None):
@@ -296,7 +375,10 @@ def main(argv=None):
     p.add_argument("--step-wh", type=int, default=7, help="counter step per event without --meter-log")
     p.add_argument("--mode", default="ok", choices=MODES)
     p.add_argument("--slow-ms", type=int, default=3000)
-    p.add_argument("--control", help="JSON file {\"mode\": ..., \"slow_ms\": ...} re-read per connection")
+    p.add_argument("--conn", default="keep", choices=CONNS, help="connection persistence (see above)")
+    p.add_argument("--keep-s", type=int, default=30, help="idle seconds a kept connection stays open (announced)")
+    p.add_argument("--early-ms", type=int, default=300, help="conn early: real ms after which an idle one is closed")
+    p.add_argument("--control", help="JSON file {\"mode\": ..., \"slow_ms\": ..., \"conn\": ...} re-read per request")
     p.add_argument("--quiet", action="store_true")
     SimClock.add_arguments(p)
     a = p.parse_args(argv)

@@ -62,11 +62,15 @@ def cmd_status(con, args):
     if net is not None:
         d["net"] = net
     d["storage"]["free_bytes"] = _free_bytes(app)
+    from dicamm.services import device_info  # what MQTT's identity and health topics say
+    d["identity"] = device_info.identity(app)
+    d["health"] = device_info.health(app)
 
     def human(d):
         m = d["meter"]
         t = d["time"]
         con.write("DICAMM %s on %s, up %d s" % (d["firmware"], d["board"], d["uptime_s"]))
+        _identity_health(con, d["identity"], d["health"])
         if m.get("power_w") is not None:
             con.write("meter   %s @%s: %s W, import %s Wh, export %s Wh (age %.1f s)%s" % (
                 m["model"], m["address"], m["power_w"], m["import_wh"], m["export_wh"], m["age_s"] or 0,
@@ -113,6 +117,20 @@ def cmd_status(con, args):
         else:
             con.write("faults  none")
     con.emit(args, d, human)
+
+
+def _identity_health(con, i, h):
+    con.write("device  %s, CLS-ID %s; OCMF key %s" % (i["device_id"], i["cls_id"] or "(not set)",
+                                                     i["ocmf_key"]["key"][-16:] if i["ocmf_key"] else "none"))
+    n = h["net"] or {}
+    net = n.get("kind")
+    if "rssi_dbm" in n:
+        net += " %s dBm" % n["rssi_dbm"] if n["connected"] else " NOT connected"
+    elif "link" in n:
+        net += " link up" if n["link"] else " NO link"
+    con.write("health  reset %s, %d crash(es), %d bytes heap free, net %s, time %s%s" % (
+        h["reset_cause"] or "unknown", h["crashes"], h["heap_free"], net, h["time_status"],
+        " +-%d ms" % h["error_ms"] if h["error_ms"] is not None else ""))
 
 
 async def cmd_meter(con, args):

@@ -99,8 +99,7 @@ async def check_gateway(app):
     if not url or not cfg.get("cls_id"):
         return _res("gateway", "FAIL", "not configured: set han.url and cls_id ('setup')")
     from dicamm.drivers.han_client import HanClient, tls_message
-    han = HanClient(url, cfg.get("cls_id"), app.file_path(cfg.get("han.ca")), app.file_path(cfg.get("han.cert")),
-                    app.file_path(cfg.get("han.key")), cfg.get("han.plain_http"), cfg.get("han.timeout_ms"))
+    han = HanClient.from_config(cfg, app.file_path)
     ctx = None if han.scheme == "http" else han.context()
     try:
         line = await asyncio.wait_for_ms(_http_probe(han.host, han.port, ctx, han.server_hostname, han.path),

@@ -1,7 +1,8 @@
 # The HAN interface's wire format (docs/HAN.md), without I/O: the gateway URL,
-# the TAF16 trigger as an HTTP POST, the gateway's answer checked and parsed,
-# and a TLS failure put into words. The socket and TLS side is
-# drivers/han_client.py.
+# the TAF16 trigger as an HTTP POST, the gateway's answer checked and parsed
+# (and whether the connection may carry the next event: HTTP/1.1 persistence,
+# RFC 9112 section 9.3), and a TLS failure put into words. The socket and TLS
+# side is drivers/han_client.py.
 import json
 
 from micropython import const
@@ -44,17 +45,65 @@ def parse_url(url):
 
 
 def body(event):
-    # The JSON sent to the gateway: exactly the four TAF16 fields.
+    # The JSON sent to the gateway: the four TAF16 fields and the time status
+    # the timestamp was taken with (S/I/U; an event without one is U) with its
+    # uncertainty in ms (error_ms: only while S, else null).
+    st = event.get("time_status") or "U"
+    err = event.get("error_ms") if st == "S" else None
     return json.dumps({"uuid": event["uuid"], "cls_id": event["cls_id"],
-                       "text": event["text"][:_TEXT_MAX], "timestamp": event["timestamp"]})
+                       "text": event["text"][:_TEXT_MAX], "timestamp": event["timestamp"],
+                       "time_status": st, "error_ms": err})
 
 
-def request(host, port, path, event):
-    # The whole HTTP request for one event, as bytes.
+def request(host, port, path, event, keep=False):
+    # The whole HTTP request for one event, as bytes. keep: ask the gateway to
+    # keep the connection for the next event (else it closes after answering).
     b = body(event)
     return ("POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-            "Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-            % (path, host, port, len(b), b)).encode()
+            "Content-Length: %d\r\nConnection: %s\r\n\r\n%s"
+            % (path, host, port, len(b), "keep-alive" if keep else "close", b)).encode()
+
+
+def _headers(head):
+    # -> (status line words, {lower-case name: value}) of a response head.
+    lines = head.split(b"\r\n")
+    hs = {}
+    for h in lines[1:]:
+        k, _, v = h.partition(b":")
+        hs[k.strip().lower()] = v.strip()
+    return lines[0].split(), hs
+
+
+def answer_size(buf):
+    # How many bytes of buf the answer takes: None while its head is still
+    # incomplete, -1 when it has no Content-Length (it ends when the gateway
+    # closes). A persistent connection needs the length to find the end.
+    i = buf.find(b"\r\n\r\n")
+    if i < 0:
+        return None
+    n = _headers(buf[:i])[1].get(b"content-length")
+    try:
+        return i + 4 + int(n) if n is not None else -1
+    except ValueError:
+        raise LinkError("bad Content-Length")
+
+
+def persistence(raw):
+    # After a complete answer: -1 if the gateway closes the connection, else
+    # the idle seconds it promises to keep it (its Keep-Alive timeout, 0 =
+    # not said). HTTP/1.1 is persistent unless "Connection: close" (RFC 9112
+    # 9.3); without a Content-Length the end of the answer is the close.
+    head = raw.partition(b"\r\n\r\n")[0]
+    line, hs = _headers(head)
+    if not line or line[0] != b"HTTP/1.1" or b"content-length" not in hs:
+        return -1
+    if b"close" in hs.get(b"connection", b"").lower():
+        return -1
+    for part in hs.get(b"keep-alive", b"").split(b","):
+        k, _, v = part.strip().partition(b"=")
+        if k.strip().lower() == b"timeout" and v.strip().isdigit():
+            return int(v.strip())
+    return 0
 
 
 def parse_answer(raw, uuid):
@@ -62,7 +111,7 @@ def parse_answer(raw, uuid):
     head, sep, payload = raw.partition(b"\r\n\r\n")
     if not sep:
         raise LinkError("incomplete HTTP answer")
-    line = head.split(b"\r\n", 1)[0].split()
+    line, hs = _headers(head)
     if len(line) < 2 or not line[0].startswith(b"HTTP/"):
         raise LinkError("not an HTTP answer")
     try:
@@ -71,13 +120,14 @@ def parse_answer(raw, uuid):
         raise LinkError("bad HTTP status line")
     if status not in (200, 201):
         raise LinkError("gateway answered HTTP %d" % status)
-    for h in head.split(b"\r\n")[1:]:
-        k, _, v = h.partition(b":")
-        if k.strip().lower() == b"content-length":
-            n = int(v.strip())
-            if len(payload) < n:
-                raise LinkError("answer cut short")
-            payload = payload[:n]
+    if b"content-length" in hs:
+        try:
+            n = int(hs[b"content-length"])
+        except ValueError:
+            raise LinkError("bad Content-Length")
+        if len(payload) < n:
+            raise LinkError("answer cut short")
+        payload = payload[:n]
     try:
         rec = json.loads(payload)
     except ValueError:

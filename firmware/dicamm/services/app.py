@@ -227,16 +227,14 @@ class App:
             from dicamm.drivers.han_client import HanClient
             from dicamm.services.outbox import Outbox
             try:
-                han = HanClient(cfg.get("han.url"), cfg.get("cls_id"), self.file_path(cfg.get("han.ca")),
-                                self.file_path(cfg.get("han.cert")), self.file_path(cfg.get("han.key")),
-                                cfg.get("han.plain_http"), cfg.get("han.timeout_ms"))
+                han = HanClient.from_config(cfg, self.file_path, self.boundary_gate())
             except DicammError as e:
                 han = None
                 self.fault("taf16", "HAN link: %s" % e)
             if han is not None:
                 self.outbox = Outbox(self.path("data"), self.clock, han.post_event,
                                      cfg.get("storage.outbox_max_bytes"), cfg.get("storage.segment_bytes"),
-                                     self.storage, cfg.get("cls_id"), gate=self.boundary_gate())
+                                     self.storage, cfg.get("cls_id"), gate=self.boundary_gate(), link=han)
                 self.journals["outbox"] = self.outbox.events
                 self.journals["acks"] = self.outbox.acks
                 self.start("outbox", self.outbox.run)
@@ -309,6 +307,7 @@ class App:
         if not cfg.get("mqtt.host"):
             return
         from dicamm.drivers import fsutil, txstore
+        from dicamm.services import device_info
         from dicamm.services.mqtt_link import MqttLink
         lp = self.loadprofile
         sources = {"qh": lp.journal if lp else None,
@@ -319,6 +318,7 @@ class App:
                    "stamp": self.timekeeper.stamp, "cursor_path": self.path("data/mqtt.cursor"),
                    "log": self.info, "read_file": lambda p: fsutil.read(self.file_path(p)),
                    "decode": {"event/gateway": _gateway_record, "tx": txstore.decode}}
+        sources.update(device_info.sources(self))  # identity and health
         if lp is not None:
             from dicamm.services.loadprofile import decode
             sources["decode"]["qh"] = decode

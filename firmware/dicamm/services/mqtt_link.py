@@ -1,7 +1,7 @@
-# MQTT link to the flexibility backend (docs/MQTT.md): status/state/meter
-# telemetry, commands on <prefix>cmd/<name> with an ack each, and
-# store-and-forward of the qh, event and tx journals from the last record the
-# broker acknowledged (QoS 1 PUBACK).
+# MQTT link to the flexibility backend (docs/MQTT.md): status, the telemetry
+# of mqtt_telemetry.py (state, meter, identity, health), commands on
+# <prefix>cmd/<name> with an ack each, and store-and-forward of the qh, event
+# and tx journals from the last record the broker acknowledged (QoS 1 PUBACK).
 #
 # Built on micropython-lib umqtt.simple (unmodified). Its blocking parts are
 # replaced in a subclass: connecting is split so that the link awaits the TCP
@@ -14,7 +14,6 @@
 # link fault ends in one place (run -> _drop), so metering and control never
 # wait on the network. Connecting and each turn of publishing wait on the load
 # profile's boundary gate: a handshake or a burst never delays the qh reading.
-import json
 import time
 
 from micropython import const
@@ -24,12 +23,11 @@ from dicamm.errors import ConfigError, LinkError
 from dicamm.platform import asyncio, rand16
 from dicamm.proto import mqtt_cmd
 from dicamm.services.mqtt_streams import STREAMS, Streams
+from dicamm.services.mqtt_telemetry import TOPICS, Telemetry
 
 _WINDOW = const(8)            # QoS 1 messages in flight
 _POLL_MS = const(50)          # idle poll period for check_msg
 _MAX_READS = const(16)        # packets handled per turn
-_STATE_CHECK_MS = const(1000)
-_MIN_METER_MS = const(500)    # real-time floor for the meter period (fast bench clock)
 _STABLE_MS = const(30000)     # a link up this long resets the backoff
 _TURN_BLOCKS_MS = const(100)  # real ms a turn (a burst, a command) may hold the loop, at most
 _RECENT = const(8)            # commands remembered for duplicate ids
@@ -46,6 +44,7 @@ class MqttLink:
     #           "decode": {stream: fn(seq, payload) -> dict} (optional),
     #           "state": fn() -> dict, "reading": fn() -> dict or None,
     #           "stamp": fn() -> (unix_ms, status) (optional),
+    #           "identity", "health": fn() -> dict (optional, services/device_info.py),
     #           "cursor_path": file for the per-stream cursors (optional),
     #           "read_file": fn(path) -> bytes or None (optional, for certificates),
     #           "log": fn(text) (optional)}
@@ -70,17 +69,14 @@ class MqttLink:
         if len(self._cmd_prefix) > 100:  # umqtt.simple's subscribe has a one-byte length
             raise LinkError("mqtt.prefix too long")
         self._topic = {}
-        for t in ("status", "state", "meter", "ack") + STREAMS:
+        for t in TOPICS + STREAMS:
             self._topic[t] = (prefix + t).encode()
         self.streams = Streams(sources, self._log)
         self._client = None
         self._inflight = []    # [pid, stream index or -1, seq, acked]
         self._acks = []        # ack payloads waiting to be published
         self._recent = []      # [(name, id), ack payload] of executed commands
-        self._state = None
-        self._state_ms = time.ticks_ms()
-        self._meter_dev = None
-        self._meter_real = None
+        self.telemetry = Telemetry(self.publish, self._get, sources, clock)
         self._up_ms = time.ticks_ms()
         self._next_try = time.ticks_ms()
         self._cb_sock = None
@@ -214,10 +210,7 @@ class MqttLink:
         self._log("connected to %s:%d" % (self.host, self.port))
         try:
             self._send(self._topic["status"], b"online", True)
-            if self._get("mqtt.discovery", False):
-                self._discovery()
-            self._state = None
-            self._publish_state(True)
+            self.telemetry.connected(self._discovery if self._get("mqtt.discovery", False) else None)
         except Exception as e:
             self._drop(e)
 
@@ -260,9 +253,7 @@ class MqttLink:
         self._keepalive(now)
         while self._acks:
             self._send(self._topic["ack"], self._acks.pop(0), False)
-        if time.ticks_diff(now, self._state_ms) >= _STATE_CHECK_MS:
-            self._publish_state(False)
-        self._meter(now)
+        self.telemetry.turn(now)
         busy = self._pump()
         self.streams.save()
         if self._streak and time.ticks_diff(now, self._up_ms) > _STABLE_MS:
@@ -324,35 +315,13 @@ class MqttLink:
     def _send_record(self, name, i, seq, message):
         self._send(self._topic[name], message, False, i, seq)
 
-    def _publish_state(self, force):
-        self._state_ms = time.ticks_ms()
-        fn = self.src.get("state")
-        if fn is None:
-            return
-        data = json.dumps(fn()).encode()
-        if force or data != self._state:
-            self._send(self._topic["state"], data, True)
-            self._state = data
-
-    def _meter(self, now):
-        fn = self.src.get("reading")
-        if fn is None:
-            return
-        period = int(self._get("mqtt.meter_period_s", 10)) * 1000
-        dev = self.clock.ticks_ms()
-        if self._meter_dev is not None and (time.ticks_diff(dev, self._meter_dev) < period or
-                                            time.ticks_diff(now, self._meter_real) < _MIN_METER_MS):
-            return
-        r = fn()
-        if not r:
-            return
-        self._meter_dev = dev
-        self._meter_real = now
-        if "time_ms" not in r and self.src.get("stamp") is not None:
-            r = dict(r)
-            r["time_ms"], r["time_status"] = self.src["stamp"]()
-        self._client.publish(self._topic["meter"], json.dumps(r).encode(), False, 0)
-        self.published += 1
+    def publish(self, name, payload, retain, qos=1):
+        # A message on one of the link's own topics (TOPICS); QoS 1 counts in flight.
+        if qos:
+            self._send(self._topic[name], payload, retain)
+        else:
+            self._client.publish(self._topic[name], payload, retain, 0)
+            self.published += 1
 
     # -- commands --------------------------------------------------------------
     def _on_message(self, topic, msg):

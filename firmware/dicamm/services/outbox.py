@@ -24,7 +24,7 @@ _FULL_PCT = const(75)  # alarm when pending events fill this share of the journa
 class Outbox:
     def __init__(self, journal_dir, clock, poster, max_bytes=65536, segment_bytes=8192,
                  stats=None, cls_id="", backoff_min_ms=2000, backoff_max_ms=600000,
-                 on_ack=None, journal_class=None, gate=None):
+                 on_ack=None, journal_class=None, gate=None, link=None):
         if journal_class is None:
             from dicamm.drivers.journal import Journal as journal_class
         self.clock = clock
@@ -35,6 +35,9 @@ class Outbox:
         self.backoff_max_ms = backoff_max_ms
         self.on_ack = on_ack  # on_ack(event, record), e.g. publish on MQTT
         self.gate = gate      # boundary_gate.BoundaryGate: a post's TLS handshake blocks the loop
+        # link (HanClient): blocks_ms() how long the next post holds the loop (short on a
+        # kept connection), idle_left_ms() and close() for the connection kept between events
+        self.link = link
         self.events = journal_class(journal_dir, "outbox", max_bytes, segment_bytes, stats)
         # Ack entries are about as large as events: 1.5 times the room keeps every
         # ack at least as long as its event.
@@ -84,13 +87,16 @@ class Outbox:
         n = self.events.next_seq - max(self.acked_upto + 1, self.events.first_seq)
         return n if n > 0 else 0
 
-    def add(self, kind, text, time_ms, time_status, reading_wh=None, uuid=None, reading=None):
+    def add(self, kind, text, time_ms, time_status, reading_wh=None, uuid=None, reading=None, error_ms=None):
         # Record an event now (durable on return) and wake the sender.
         # reading (metering.edge_reading()): the reading's own time goes with
-        # it, and "stale_ms" (its age) when it is not current.
+        # it, and "stale_ms" (its age) when it is not current. error_ms: how
+        # far time_ms may be off legal time (timekeeper.error_bound_ms(), while S).
         ev = {"uuid": uuid or from_bytes(urandom(16)), "cls_id": self.cls_id, "text": text[:_TEXT_MAX],
               "timestamp": time_ms // 1000, "reading_wh": reading_wh, "time_ms": time_ms,
               "time_status": time_status, "kind": kind}
+        if error_ms is not None and time_status == "S":
+            ev["error_ms"] = error_ms
         if reading is not None:
             ev["reading_ms"] = reading["t"]
             if reading["ef"]:
@@ -158,11 +164,18 @@ class Outbox:
         while True:
             if self.pending() == 0:
                 self._wake.clear()
-                await self._wake.wait()
+                idle = self.link.idle_left_ms() if self.link is not None else None
+                if idle is None:
+                    await self._wake.wait()
+                    continue
+                try:  # nothing to send: the kept connection is closed after its idle time
+                    await asyncio.wait_for_ms(self._wake.wait(), max(1, idle))
+                except asyncio.TimeoutError:
+                    self.link.close()
                 continue
             if self.gate is not None:
                 # the quarter-hour reading first; the event goes right after it
-                await self.gate.wait_clear()
+                await self.gate.wait_clear(self.link.blocks_ms() if self.link is not None else None)
             try:
                 await self.send_one()
                 self._backoff = 0

@@ -69,7 +69,8 @@ class TransactionService:
         t, st = self.timekeeper.stamp()
         text = text[:64]
         if self.outbox is not None:
-            ev = self.outbox.add(kind, text, t, st, wh, reading=rd)
+            # error_ms: how far t may be off legal time (while S): the gateway gets it (docs/HAN.md)
+            ev = self.outbox.add(kind, text, t, st, wh, reading=rd, error_ms=self.timekeeper.error_bound_ms())
         else:
             from os import urandom
             from dicamm.proto.uuid4 import from_bytes
