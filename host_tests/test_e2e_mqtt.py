@@ -79,6 +79,10 @@ def rig(tmp_path_factory):
     r.broker.start()
     r.backend = Backend(r.broker.port)
     r.start_firmware()
+    # The device subscribes to its cmd/ topics before it says "online" on the same
+    # connection: a backend that waits for it (as Home Assistant's availability does)
+    # loses no command.
+    r.backend.wait(lambda m: m.topic == P + "status" and m.payload == b"online", what="the device online")
     try:
         yield r
     finally:

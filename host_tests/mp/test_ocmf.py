@@ -113,9 +113,11 @@ def test_transactions_pagination_and_restart():
     assert t.end(txstore.reading(T0, "S", 1), "E") is None  # nothing open
     ident = ocmf.identification("u1")
     t.begin(txstore.reading(T0, "S", 1000, 0), METER, ident)
-    r1 = t.end(txstore.reading(T0 + 600000, "I", 1500, 0), "E")
+    assert t.end(txstore.reading(T0 + 600000, "I", 1500, 0), "E") == 1  # its pg
+    r1 = t.last_record()
     t.begin(txstore.reading(T0 + 700000, "S", 1500, 0), METER, ident)
-    r2 = t.end(txstore.reading(T0 + 800000, "S", 1600, 0), "R")
+    t.end(txstore.reading(T0 + 800000, "S", 1600, 0), "R")
+    r2 = t.last_record()
     s1, s2 = ocmf.summary(r1), ocmf.summary(r2)
     assert (s1["pg"], s2["pg"]) == (1, 2)
     assert s1["energy_wh"] == 500 and s2["energy_wh"] == 100
@@ -126,7 +128,8 @@ def test_transactions_pagination_and_restart():
     t2.begin(txstore.reading(T0 + 900000, "S", 1600, 0), METER, ident)
     # a begin while open aborts the old one (TX A) at its last reading
     t2.begin(txstore.reading(T0 + 950000, "S", 1650, 0), METER, ident)
-    r4 = t2.end(txstore.reading(T0 + 1000000, "S", 1700, 0), "E")
+    assert t2.end(txstore.reading(T0 + 1000000, "S", 1700, 0), "E") == 4
+    r4 = t2.last_record()
     rows = t2.list(10)
     assert [r["pg"] for r in rows] == [1, 2, 3, 4], rows
     assert rows[2]["end"]["reason"] == "A" and rows[2]["energy_wh"] == 0
@@ -148,7 +151,8 @@ def test_power_cut_closes_with_p_at_the_last_noted_reading():
     t.note(txstore.reading(T0 + 80000, "S", 2110, 0))  # only in RAM: lost at the cut
     t2 = txstore.Transactions(j, KEY, GW, open_path=path)
     assert t2.open is not None
-    s = ocmf.summary(t2.recover("up"))
+    assert t2.recover("up") == 1
+    s = ocmf.summary(t2.last_record())
     assert (s["begin"]["uuid"], s["end"]["uuid"]) == ("ub", "up")
     assert s["end"]["reason"] == "P" and s["end"]["reading_wh"] == 2100
     assert s["end"]["time_ms"] == T0 + 70000  # the reading's own time, not the restart's
@@ -195,7 +199,8 @@ def test_an_open_transaction_of_the_hmac_firmware_ends_as_ocmf():
         f.write(json.dumps({"begin": {"reason": "B", "reading_wh": 5000, "time_ms": T0, "time_status": "S",
                                       "uuid": "old-u"}, "last": [5100, T0 + 60000, "S"]}))
     t = txstore.Transactions(j, KEY, GW, open_path=path)
-    s = ocmf.summary(t.recover("up"))
+    assert t.recover("up") == 42
+    s = ocmf.summary(t.last_record())
     assert s["pg"] == 42 and s["energy_wh"] == 100 and s["end"]["reason"] == "P", s
     assert s["end"]["time_ms"] == T0 + 60000 and s["begin"]["uuid"] == "old-u"
     j.close()

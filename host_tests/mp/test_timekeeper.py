@@ -6,7 +6,7 @@ import asyncio
 
 from dicamm.errors import LinkError
 from dicamm.proto.sntp_packet import SntpReject
-from dicamm.proto.time_vote import parse_hostport
+from dicamm.proto.time_vote import narrow, parse_hostport
 from dicamm.services.timekeeper import TimeKeeper
 
 TRUE0 = 1767225600000  # true UTC at tick 0
@@ -190,6 +190,44 @@ def test_delay_limit_is_real_time_on_a_fast_clock():
     clock, net, tk = make({"a": [(0, 1440000)]}, servers=("a",), max_delay_ms=1000)
     clock.real_ms_for = lambda ms: ms // 720
     assert sync(tk) is False and tk.servers["a"]["reason"] == "delay 1440000 ms > 1000"
+
+
+NARROW = [
+    # (offset, error, own error) -> (offset, error): UTC in both honest intervals
+    ((300, 100, None), (300, 100)),      # not synchronised: the sample as it is
+    ((0, 5000, 200), (0, 200)),          # a long round trip cannot loosen a precise clock
+    ((900, 1000, 200), (50, 150)),       # ... nor pull it outside it: [-100, 200]
+    ((1000, 1000, 200), (100, 100)),     # overlap [0, 200]: its middle
+    ((150, 10, 500), (150, 10)),         # a precise sample corrects a drifted clock
+    ((-480, 30, 500), (-475, 25)),       # overlap [-500, -450]
+    ((3000, 100, 200), (3000, 100)),     # disjoint: the sources outvote our clock
+    ((-301, 100, 200), (-301, 100)),     # [-401, -201] misses [-200, 200]: disjoint
+    ((-300, 100, 200), (-200, 0)),       # touching at -200
+]
+
+
+def test_narrow_table():
+    for args, want in NARROW:
+        assert narrow(*args) == want, (args, narrow(*args), want)
+
+
+def test_a_long_round_trip_does_not_loosen_a_precise_clock():
+    # RFC 4330 s. 5: the offset is only known to +-delay/2. A sync of 50 ms error
+    # an hour ago (50 ppm: +180 ms since) is not replaced by a 4 s round trip's
+    # +-2 s: the clock stays within its own bound, and stays S (time_vote.narrow).
+    clock, net, tk = make({"a": [(0, 100)]}, servers=("a",), resync_s=3600, max_delay_ms=5000)
+    assert sync(tk) and tk.error_bound_ms() == 50
+    clock.advance(HOUR)
+    assert tk.error_bound_ms() == 230
+    net.plan["a"] = [(300, 4000)]  # the server's answer, 0.3 s off, known to +-2 s
+    wall_before = clock.wall_ms() - clock.true_ms()
+    assert sync(tk) and tk.status() == "S"
+    assert tk.error_bound_ms() == 230 and abs(tk.offset_ms) <= 230, (tk.error_bound_ms(), tk.offset_ms)
+    assert abs(clock.wall_ms() - clock.true_ms() - wall_before) <= 230
+    # a precise sample later corrects the clock to it
+    clock.advance(HOUR)
+    net.plan["a"] = [(40, 20)]
+    assert sync(tk) and tk.error_bound_ms() == 10 and clock.wall_ms() - clock.true_ms() == 40
 
 
 def test_all_silent_never_synced_is_u():

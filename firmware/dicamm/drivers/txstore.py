@@ -159,16 +159,16 @@ class Transactions:
         return parts, h.digest()
 
     def _store(self, body, sig):
-        # -> the parts of the record as stored (b"".join them for the string)
-        rec = [b"OCMF|"] + body + [b"|", ocmf.signature(sig[0], sig[1]).encode()]
-        self.journal.append(rec)
-        self._last_pg = self.open["pg"]
+        # -> the record's pg. Appended in its parts: the ~1 KB OCMF string is
+        # never made in RAM (the journal's reader joins it where it is needed).
+        self.journal.append([b"OCMF|"] + body + [b"|", ocmf.signature(sig[0], sig[1]).encode()])
+        pg = self._last_pg = self.open["pg"]
         self.open = None
         self._save_open()
-        return rec
+        return pg
 
     def end(self, rd, reason="E", uuid=None):
-        # Signs and stores the record; returns the OCMF string (None when no
+        # Signs and stores the record; returns its pg (None when no
         # transaction is open); uuid: the stop event's. Signing takes one
         # scalar product (ms on unix).
         if self.open is None:
@@ -177,7 +177,12 @@ class Transactions:
         body, h = self._payload(rd, reason, uuid)
         for v in p256.signing(self.key, None, h):
             if v is not None:
-                return b"".join(self._store(body, v)).decode()
+                return self._store(body, v)
+
+    def last_record(self):
+        # The newest stored OCMF string (tests, the console's export).
+        got = self.journal.last(1)
+        return bytes(got[0][1]).decode() if got else None
 
     async def end_async(self, rd, reason, pause, uuid=None):
         # As end(), but awaits pause() between the steps of the signature
@@ -197,8 +202,7 @@ class Transactions:
                 sig = v
         if self.open is None or self.open["pg"] != open_pg:
             return None  # ended meanwhile by someone else
-        self._store(body, sig)
-        return open_pg
+        return self._store(body, sig)
 
     def meter_exchanged(self, uuid=None):
         # The meter's serial changed under an open transaction: it ends

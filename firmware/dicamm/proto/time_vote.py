@@ -36,6 +36,25 @@ def parse_hostport(s, default_port=_NTP_PORT):
     return s[:i], port
 
 
+def narrow(offset_ms, error_ms, own_error_ms):
+    # A new sample says UTC is at our clock + offset_ms, +-error_ms (half its
+    # round trip); our clock, still synchronised, says UTC is within
+    # +-own_error_ms of it (None: not synchronised). Both are honest bounds, so
+    # UTC lies in their intersection: -> (offset, error) of its middle and half
+    # width (Marzullo's interval intersection for two sources). A precise clock
+    # is so not thrown away for a sample with a long round trip, and a precise
+    # sample still corrects a clock that has drifted. Disjoint intervals: the
+    # sample is taken as it is (the sources outvote our clock; the caller
+    # reports the step).
+    if own_error_ms is None:
+        return offset_ms, error_ms
+    lo = max(offset_ms - error_ms, -own_error_ms)
+    hi = min(offset_ms + error_ms, own_error_ms)
+    if lo > hi:
+        return offset_ms, error_ms
+    return (lo + hi) // 2, (hi - lo + 1) // 2
+
+
 def agree(a, b):
     return abs(a[1] - b[1]) <= max(AGREE_MIN_MS, a[2] + b[2])
 

@@ -30,7 +30,7 @@ from micropython import const
 from dicamm import platform
 from dicamm.errors import ConfigError, LinkError
 from dicamm.proto.ntp_poll import BURST_GAP_MS, Peer
-from dicamm.proto.time_vote import AGREE_MIN_MS, parse_hostport, vote
+from dicamm.proto.time_vote import AGREE_MIN_MS, narrow, parse_hostport, vote
 
 # PTB's two sites (Braunschweig: ptbtime1-3, Berlin: ptbtime4)
 DEFAULT_SERVERS = ("ptbtime1.ptb.de", "ptbtime2.ptb.de", "ptbtime3.ptb.de", "ptbtime4.ptb.de")
@@ -51,6 +51,7 @@ class TimeKeeper:
         self.source = None
         self.offset_ms = None
         self.delay_ms = None
+        self.sync_error_ms = None  # UTC within +-this of the clock at the last sync
         self.sync_unix_ms = None  # legal time right after the last step
         self.single_source = False
         self.servers = {}  # label -> last result or rejection reason
@@ -147,7 +148,7 @@ class TimeKeeper:
         self._manual = True
         self._synced = False
         self.source = "manual"
-        self.offset_ms = self.delay_ms = None
+        self.offset_ms = self.delay_ms = self.sync_error_ms = None
         self.sync_unix_ms = unix_ms
         self.single_source = False
 
@@ -260,6 +261,7 @@ class TimeKeeper:
             return False
         label, offset, delay, stratum = chosen
         clock = self.clock
+        offset, err = narrow(offset, (delay + 1) // 2, self.error_bound_ms())
         self._note_step(offset, delay)
         clock.set_wall_ms(clock.wall_ms() + offset)
         self._synced = True
@@ -269,6 +271,7 @@ class TimeKeeper:
         self.source = label
         self.offset_ms = offset
         self.delay_ms = delay
+        self.sync_error_ms = err
         self.sync_unix_ms = clock.wall_ms()
         self.single_source = len(cands) == 1
         self.syncs += 1
@@ -300,14 +303,14 @@ class TimeKeeper:
             self.last_step = (self.clock.wall_ms() + offset, offset)
 
     def error_bound_ms(self):
-        # How far legal time may be off UTC now, while S (else None): half the
-        # round trip of the sync (the offset is only known to +-delay/2) plus
-        # the worst drift since.
+        # How far legal time may be off UTC now, while S (else None): the
+        # sync's error (half its round trip, narrowed by the clock it
+        # corrected: time_vote.narrow) plus the worst drift since.
         left = self._fresh_left_ms()
-        if left is None or left < 0 or self.delay_ms is None:
+        if left is None or left < 0 or self.sync_error_ms is None:
             return None
         _, ppb = self._budget()
-        return (self.delay_ms + 1) // 2 + self._age * ppb // 1000000000
+        return self.sync_error_ms + self._age * ppb // 1000000000
 
     def steps_since(self, unix_ms):
         # True if the clock was stepped (by more than 0.5 s) at or after unix_ms.
