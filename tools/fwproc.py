@@ -84,13 +84,14 @@ class Firmware:
             out.append(got)
 
     def json(self, line, timeout=20):
-        for got in self.command(line, timeout):
+        out = self.command(line, timeout)
+        for got in out:
             s = got[got.find("{"):] if "{" in got else ""
             try:
                 return json.loads(s)
             except ValueError:
                 continue
-        raise AssertionError("no JSON answer to %r" % line)
+        raise AssertionError("no JSON answer to %r: %r" % (line, [g[:300] for g in out[-5:]]))
 
     def wait_for(self, line, pred, timeout=30, interval=0.2):
         deadline = time.monotonic() + timeout

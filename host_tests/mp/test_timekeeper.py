@@ -41,6 +41,9 @@ class FakeClock:
     def real_ms_for(self, device_ms):
         return device_ms  # a board's clock: device time is real time
 
+    def resolution_ms(self):
+        return 0  # exact ticks: the tests' bounds are the round trips' alone
+
     async def sleep_ms(self, ms):
         if ms > 10 * S:
             self.sleeps.append(ms)
@@ -228,6 +231,18 @@ def test_a_long_round_trip_does_not_loosen_a_precise_clock():
     clock.advance(HOUR)
     net.plan["a"] = [(40, 20)]
     assert sync(tk) and tk.error_bound_ms() == 10 and clock.wall_ms() - clock.true_ms() == 40
+
+
+def test_the_clocks_grain_is_in_the_error():
+    # On the bench clock one real ms is `speed` device ms: a round trip that reads
+    # 0 is still known only to the grain of the stamps (ours and the server's).
+    clock, net, tk = make({"a": [(0, 0)]}, servers=("a",))
+    clock.resolution_ms = lambda: 300
+    assert sync(tk) and tk.error_bound_ms() == 600
+    # a 600 ms correction while S is within the budget then: no suspect step
+    clock.advance(60 * S)
+    net.plan["a"] = [(-600, 0)]
+    assert sync(tk) and tk.suspect_step is None
 
 
 def test_all_silent_never_synced_is_u():

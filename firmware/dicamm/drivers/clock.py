@@ -44,6 +44,12 @@ class Clock:
                 return time.time() * 1000 + self._wall_adjust_ms
         return self._sim.device_ms(self._real_ms()) + self._wall_adjust_ms
 
+    def resolution_ms(self):
+        # The grain of ticks_ms and wall_ms in device ms: 1 on a board; on the
+        # fast bench clock one real ms, i.e. `speed` device ms (the time keeper
+        # counts it into the error of every sync).
+        return 1 if self._sim is None else max(1, self.speed)
+
     def set_wall_ms(self, unix_ms):
         # Step the RTC base (after a good time sync, or by hand).
         self._wall_adjust_ms += unix_ms - self.wall_ms()

@@ -85,6 +85,7 @@ class MqttLink:
         self.last_error = None if self.host else "mqtt.host not set"
         self.connects = 0
         self.failures = 0
+        self.last_drop = None
         self._streak = 0
         self.published = 0
         self.commands_ok = 0
@@ -110,7 +111,8 @@ class MqttLink:
     def status(self):
         wait = 0 if self.connected else max(0, time.ticks_diff(self._next_try, time.ticks_ms()))
         return {"connected": self.connected, "broker": "%s:%d" % (self.host, self.port), "tls": self.tls,
-                "prefix": self.prefix, "last_error": self.last_error, "connects": self.connects,
+                "prefix": self.prefix, "last_error": self.last_error, "last_drop": self.last_drop,
+                "connects": self.connects,
                 "reconnects": max(0, self.connects - 1), "failures": self.failures,
                 "retry_in_s": wait // 1000, "backlog": self.streams.backlog(), "lost": self.streams.lost_counts(),
                 "inflight": len(self._inflight), "published": self.published,
@@ -241,6 +243,7 @@ class MqttLink:
     def _drop(self, e):
         self._close()
         self._fail("link lost: " + self._describe(e))
+        self.last_drop = self.last_error  # kept after the reconnect: why the link was lost
         try:
             self.streams.save(True)
         except Exception:

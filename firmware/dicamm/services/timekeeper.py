@@ -261,7 +261,7 @@ class TimeKeeper:
             return False
         label, offset, delay, stratum = chosen
         clock = self.clock
-        offset, err = narrow(offset, (delay + 1) // 2, self.error_bound_ms())
+        offset, err = narrow(offset, (delay + 1) // 2 + 2 * self._grain_ms(), self.error_bound_ms())
         self._note_step(offset, delay)
         clock.set_wall_ms(clock.wall_ms() + offset)
         self._synced = True
@@ -294,13 +294,21 @@ class TimeKeeper:
         left = self._fresh_left_ms()
         if left is not None and left >= 0:
             max_drift, ppb = self._budget()
-            budget = self._age * ppb // 1000000000 + delay + AGREE_MIN_MS
+            budget = self._age * ppb // 1000000000 + delay + 4 * self._grain_ms() + AGREE_MIN_MS
             if abs(offset) > budget:
                 self.suspect_step = {"by_ms": offset, "budget_ms": budget, "at_ms": self.clock.wall_ms() + offset}
                 self.last_error = "time stepped by %d ms while synchronised (drift budget %d ms): check the time sources" % (
                     offset, budget)
         if abs(offset) > AGREE_MIN_MS:
             self.last_step = (self.clock.wall_ms() + offset, offset)
+
+    def _grain_ms(self):
+        # The clocks' grain: the offset of a sample is known to +-delay/2 plus
+        # the grain of our clock's stamps (t1, t4) and of the server's (t2, t3),
+        # taken as no coarser than ours (1 ms on a board; one real ms, i.e.
+        # `speed` device ms, on the bench clock, where a round trip often reads 0).
+        fn = getattr(self.clock, "resolution_ms", None)
+        return fn() if fn is not None else 0
 
     def error_bound_ms(self):
         # How far legal time may be off UTC now, while S (else None): the
