@@ -7,7 +7,9 @@
   - green band below: the relay's on periods (the TAF16 start/stop events);
   - shaded: the transaction windows (begin to end of each transaction record), with
     their energy;
-  - triangles: the TAF16 events, at the moment the device raised them.
+  - triangles: the TAF16 events, at the moment the device raised them;
+  - orange band under the relay's: the grid operator's §14a limit in force (from
+    its TAF16 events), with the limit in W.
 Times on the axis are local (Europe/Berlin); the journals and logs hold UTC.
 
     tools/plot_day.py WORKDIR [--out day.png] [--date YYYY-MM-DD]
@@ -24,7 +26,28 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 QH_S = 900
-EVENT_COLOURS = {"start": "#1a7f37", "stop": "#cf222e", "window_start": "#0969da", "window_end": "#8250df"}
+EVENT_COLOURS = {"start": "#1a7f37", "stop": "#cf222e", "window_start": "#0969da", "window_end": "#8250df",
+                 "dso": "#bc4c00"}
+
+
+def limit_spans(events, end_ms):
+    # [(from_ms, to_ms, text)] of the §14a limits in force, from the "dso" events
+    # ("14a limit 0 W raised to the legal minimum 4200 W (contact)", "14a limit ended: ...").
+    out, cur = [], None
+    for e in sorted(events, key=lambda e: e["time_ms"]):
+        if e.get("kind") != "dso":
+            continue
+        text = e.get("text") or ""
+        if cur is not None:
+            out.append((cur[0], e["time_ms"], cur[1]))
+            cur = None
+        if not text.startswith("14a limit ended"):
+            words = text.split()
+            w = words[words.index("minimum") + 1] if "minimum" in words else (words[2] if len(words) > 2 else "?")
+            cur = (e["time_ms"], "§14a %s W" % w)
+    if cur is not None:
+        out.append((cur[0], end_ms, cur[1]))
+    return out
 
 
 def _tz():
@@ -140,6 +163,11 @@ def render_data(d, png, date=None, title=None):
             on_at = None
     if on_at is not None and qh:
         strip.axvspan(when(on_at), when(qh[-1]["boundary"] * 1000), ymin=0.15, ymax=0.85, color="#2da44e")
+    end_ms = qh[-1]["boundary"] * 1000 if qh else 0
+    for i, (a, b, text) in enumerate(limit_spans(d["events"], end_ms)):
+        strip.axvspan(when(a), when(b), ymin=0.0, ymax=0.12, color="#fb8f44", label="§14a limit" if i == 0 else None)
+        ax.axvspan(when(a), when(b), color="#fb8f44", alpha=0.15, lw=0, zorder=0)
+        ax.text(when((a + b) // 2), top * 1.1, text, ha="center", va="bottom", fontsize=7, color="#bc4c00")
     strip.set_yticks([])
     strip.set_ylabel("relay\non", rotation=0, ha="right", va="center")
     strip.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=tz))

@@ -6,11 +6,19 @@ a pymodbus meter with a household load and the heating element behind the emulat
 relay, three SNTP servers, the smart meter gateway's HAN endpoint (mutual TLS) and,
 where mosquitto is installed, an MQTT broker. The simulated clock runs a whole day
 in about a minute. It loads a schedule of §13k windows, lets the grid operator
-limit (§14a) one of them, shows live readings as the day goes by, and at the end
-prints the quarter-hour load profile, the TAF16 events and the transactions, and
-draws the day as a PNG.
+limit (§14a EnWG) one of them through the control box contact, shows live readings
+as the day goes by, and at the end prints the quarter-hour load profile, the TAF16
+events and the transactions, and draws the day as a PNG.
+
+The element is a 6 kW heating element on three relays (2/4/6 kW stages). At 17:30
+UTC the grid operator's control box closes its contact (the file dso.contact under
+the device's root) for half an hour: the limit is 4200 W, the legal minimum, so
+the element runs at its 4 kW stage, and the picture marks the limit. With a 3 kW
+element (--element 3000) the same signal changes nothing, and the device says so:
+a load that draws at most 4.2 kW is never limited under §14a.
 
     make sim                                  # one day, 1440x
+    make sim SIM_ARGS="--element 3000"        # a 3 kW single-stage element
     make sim SIM_ARGS="--date 2026-10-25"     # the day the clocks go back: 100 quarter hours
     make sim SIM_ARGS="--interactive"         # then type console commands yourself
 """
@@ -58,12 +66,37 @@ def live_line(st, now_ms):
     ob = st.get("outbox", {})
     mq = st.get("mqtt")
     power = "%6s W" % m.get("power_w") if m.get("ok") else "  FAULT "
-    return "%s  %s  import %9s Wh  relay %-3s %-10s time %s  qh %3s gaps %s  events %s/%s%s%s" % (
-        local(now_ms), power, m.get("import_wh"), c.get("state", "-"), c.get("source", "-"),
+    stage = " %d/%d" % (c["stage"], len(c["stages_w"])) if "stage" in c else ""
+    lim = c.get("limit")
+    limit = "  14a %s W%s" % (lim.get("limit_w"), "" if lim.get("binds") else " (no effect)") if lim else ""
+    return "%s  %s  import %9s Wh  relay %-3s%s %-10s time %s  qh %3s gaps %s  events %s/%s%s%s%s" % (
+        local(now_ms), power, m.get("import_wh"), c.get("state", "-"), stage, c.get("source", "-"),
         t.get("status"), qh.get("values"), qh.get("gaps"), ob.get("acked", "-"),
         (ob.get("acked", 0) or 0) + (ob.get("pending", 0) or 0),
-        "  mqtt %s" % ("up" if mq.get("connected") else "down") if mq else "",
+        "  mqtt %s" % ("up" if mq.get("connected") else "down") if mq else "", limit,
         "  FAULTS %s" % ",".join(st.get("faults")) if st.get("faults") else "")
+
+
+def limit_words(rs):
+    # What the device says about a §14a limit in force (relay --json).
+    lim = rs["limit"]
+    head = "limit %s W from the %s (asked %s W)" % (lim["limit_w"], lim["source"], lim["asked_w"])
+    if lim["binds"]:
+        return "%s binds: the element may draw %s W%s" % (
+            head, rs["allowed_w"], ", stage %d of %d" % (rs["stage"], len(rs["stages_w"])) if "stage" in rs else "")
+    return "%s changes nothing: %s" % (head, (rs["sources"]["dso"]["why_not"] or "").split("; ")[-1])
+
+
+def wait_limit(fw, timeout=10.0):
+    # relay --json once the limit is in force and the arbiter has judged it, or None
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        rs = fw.json("relay --json")
+        lim = rs.get("limit")
+        if lim and (lim["binds"] or rs["sources"]["dso"].get("why_not")):
+            return rs
+        time.sleep(0.02)
+    return None
 
 
 def main(argv=None):
@@ -78,6 +111,8 @@ def main(argv=None):
     ap.add_argument("--no-mqtt", action="store_true")
     ap.add_argument("--interactive", action="store_true", help="keep the console open at the end")
     ap.add_argument("--every", type=float, default=1.0, help="real seconds between live lines")
+    ap.add_argument("--element", default="2000,4000,6000",
+                    help="the heating element: W, or the W of each stage (2-3, comma separated)")
     a = ap.parse_args(argv)
 
     date = a.date or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
@@ -89,9 +124,15 @@ def main(argv=None):
     end_ms = day_ms + int(a.hours * 3_600_000) + 60_000
     from simclock import parse_slow
     slow = parse_slow(a.slow)
+    stages = [int(w) for w in a.element.split(",")]
+    # the control box contact: normally open, debounced by 20 real ms (at 1440x that
+    # is half a device minute; on a board the default is 200 ms)
     rig = Rig(a.workdir, speed=a.speed, start_ms=start_ms, load="day", mqtt=bool(mqtt), slow=slow if slow[0] else None,
+              element_w=stages[-1], stages_w=stages if len(stages) > 1 else None,
               config={"relay": {"min_on_s": 300, "min_off_s": 300, "plausibility_s": 300},
+                      "dso": {"contact": "no", "debounce_ms": 20},
                       "mqtt": {"meter_period_s": 900}})
+    rig.set_contact("0")
     print("DICAMM bench simulation: %s (UTC day), %dx real time, work folder %s" % (date, a.speed, a.workdir))
     rig.start()
     fw = rig.fw
@@ -107,17 +148,24 @@ def main(argv=None):
         fw.command("schedule set '%s'" % json.dumps(wins))
         print("schedule: " + ", ".join("%s %s-%s UTC" % (w["id"], utc(w["start"] * 1000), utc(w["end"] * 1000))
                                       for w in wins))
-        dso_at = day_ms + 17 * 3_600_000 + 30 * 60_000
-        dso_done = False
+        print("element: %s" % ("%d kW on %d relays (stages %s W)" % (stages[-1] // 1000, len(stages),
+                                                                    "/".join(str(w) for w in stages))
+                                 if len(stages) > 1 else "%d W, one relay" % stages[0]))
+        # the grid operator's control box: contact closed 17:30-18:00 UTC
+        contact = [(day_ms + 17 * 3_600_000 + 30 * 60_000, "1"), (day_ms + 18 * 3_600_000, "0")]
         print()
         while rig.device_now_ms() < end_ms:
             if not fw.alive():
                 raise SystemExit("firmware exited:\n" + "".join(fw.stderr[-30:]))
             now = rig.device_now_ms()
-            if not dso_done and now >= dso_at:
-                fw.command("dso 0 1800")
-                print(">>> %s grid operator (§14a) limits the load to 0 W for 30 min" % local(now))
-                dso_done = True
+            if contact and now >= contact[0][0]:
+                rig.set_contact(contact.pop(0)[1])
+                if contact:
+                    print(">>> %s the grid operator's control box closes its contact (§14a EnWG)" % local(now))
+                    rs = wait_limit(fw)
+                    print(">>> the device: " + (limit_words(rs) if rs else "no limit seen within 10 s"))
+                else:
+                    print(">>> %s the control box opens its contact: the limit ends" % local(now))
             st = fw.json("status --json")
             print(live_line(st, now), flush=True)
             time.sleep(a.every)

@@ -41,7 +41,7 @@ def test_failing_task_is_a_fault_and_runs_again():
     async def main():
         t = app.start("metering", flaky)
         await until(lambda: len(runs) == 3)
-        assert app.task_restarts == 2
+        assert app.supervisor.restarts == 2
         f = app.faults.get("task")
         assert f == "metering restarted after MemoryError: memory allocation failed, allocating 480 bytes", f
         assert any("fault task: metering restarted" in ln[1] for ln in app.log.last(10))
@@ -57,7 +57,7 @@ def test_failing_task_is_a_fault_and_runs_again():
 
 def test_task_fault_clears_after_a_quiet_time():
     app = make_app()
-    app.task_quiet_ms = 50               # ten minutes on a device
+    app.supervisor.quiet_ms = 50              # ten minutes on a device
     runs = []
 
     async def once():

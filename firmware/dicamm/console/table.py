@@ -46,11 +46,12 @@ def drop_big():
     return gone
 
 
-def preload(log):
+def preload(log, fault=None):
     # Imports PRELOAD now, so that cli_core's code lies in one piece at the
     # bottom of the heap instead of in the holes left between the objects of a
     # running day (a fragmented heap fails big allocations first).
-    # Returns [(group, ImportError)] of the groups that could not be loaded.
+    # Returns [(group, ImportError)] of the groups that could not be loaded;
+    # with fault, they are also the "console" fault (the other groups answer).
     missing = []
     for name in PRELOAD:
         try:
@@ -63,4 +64,7 @@ def preload(log):
     from dicamm.proto import cmdcheck  # noqa: F401 (and the one check, for the first command)
     unload("dicamm.proto.cmdcheck")
     gc.collect()
+    if missing and fault is not None:
+        from dicamm.services.failsoft import describe
+        fault("console", "group %s" % "; ".join("%s: %s" % (n, describe(e)) for n, e in missing))
     return missing

@@ -101,3 +101,19 @@ def write_atomic(path, data, stats=None):
         stats.bytes_written += len(data)
         stats.write_ops += 1
         stats.files_created += 1
+
+
+def under_root(root, name):
+    # A path from the config on the device's filesystem, whose root is `root`
+    # ("" on a board, the --root folder on the unix port); relative names are
+    # taken from the root.
+    if not name:
+        return name
+    if root and name.startswith("/") and not name.startswith(root + "/"):
+        return root + name
+    return name if name.startswith("/") else (root + "/" + name if root else "/" + name)
+
+
+def store(path):
+    # (save(bytes), load() -> bytes or None) of one file, saved atomically.
+    return (lambda b: write_atomic(path, b)), (lambda: read(path))

@@ -374,3 +374,12 @@ class Journal:
                 "evicted": self.evicted, "evicted_upto_seq": self.evicted_upto_seq,
                 "recovered_torn": self.recovered_torn, "corrupt": self.corrupt,
                 "corrupt_bytes": self.corrupt_bytes}
+
+
+def open_in(folder, name, max_bytes, stats=None, log=None):
+    # The journal `name` in folder (made if missing), segments of at most 8 KB.
+    fsutil.makedirs(folder)
+    j = Journal(folder, name, max_bytes, min(8192, max_bytes // 4), stats)
+    if j.recovered_torn and log is not None:
+        log("%s journal: dropped a torn last record after power loss" % name)
+    return j

@@ -11,10 +11,6 @@ from dicamm import VERSION
 from dicamm.drivers.clock import Clock
 from dicamm.proto.ringlog import RingLog
 from dicamm.errors import DicammError
-from micropython import const
-
-_RESTART_MS = const(1000)       # pause before a failed task starts again
-_TASK_QUIET_MS = const(600000)  # the "task" fault clears after this long without a failure
 
 
 class App:
@@ -25,11 +21,13 @@ class App:
         self.clock = Clock(opts.get("speed", 1), opts.get("start_ms"), opts.get("epoch_ms"), opts.get("slow"))
         self.started = time.ticks_ms()
         self.log = RingLog()
-        self.faults = {}
-        self.tasks = []
-        self.task_restarts = 0
-        self.task_quiet_ms = _TASK_QUIET_MS
-        self._task_fault_clearer = False
+        from dicamm.services.supervisor import Faults, Supervisor
+        self._faults = Faults(self.info)
+        self.faults = self._faults.active  # name -> text: status and MQTT show them
+        self.fault = self._faults.set
+        self.supervisor = Supervisor(self.fault)
+        self.start = self.supervisor.start  # start(name, run): a task that errors do not end
+        self.watch = self.supervisor.watch  # watch(name, fault, state, period_ms)
         from dicamm.drivers.config import Config
         from dicamm.drivers.journal import StorageStats
         self.config = Config(self.root or "/")
@@ -53,26 +51,12 @@ class App:
     def info(self, text):
         self.log.add(self.timekeeper.now_ms(), text)
 
-    def fault(self, name, text=None):
-        # Set (text) or clear (None) a named fault; status and MQTT show them.
-        if text is None:
-            if self.faults.pop(name, None) is not None:
-                self.info("fault cleared: " + name)
-        elif self.faults.get(name) != text:
-            self.faults[name] = text
-            self.info("fault %s: %s" % (name, text))
-
     def journal(self, name, max_bytes):
+        # One Journal per name under data/ (a torn last record is logged).
         j = self.journals.get(name)
         if j is None:
-            from dicamm.drivers.journal import Journal
-            from dicamm.drivers import fsutil
-            d = self.path("data")
-            fsutil.makedirs(d)
-            j = Journal(d, name, max_bytes, min(8192, max_bytes // 4), self.storage)
-            if j.recovered_torn:
-                self.info("%s journal: dropped a torn last record after power loss" % name)
-            self.journals[name] = j
+            from dicamm.drivers.journal import open_in
+            j = self.journals[name] = open_in(self.path("data"), name, max_bytes, self.storage, self.info)
         return j
 
     def boundary_gate(self):
@@ -84,45 +68,6 @@ class App:
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self.started) // 1000
 
-    def start(self, name, run):
-        # Runs the coroutine function `run` as a task that an unexpected error
-        # (a MemoryError in a fragmented heap, a bug) does not end: the error
-        # becomes the "task" fault and a log line, and the task starts again.
-        t = asyncio.create_task(self._supervised(name, run))
-        self.tasks.append(t)
-        return t
-
-    async def _supervised(self, name, run):
-        while True:
-            try:
-                await run()
-                return
-            except Exception as e:  # CancelledError is no Exception: stop goes through
-                self.task_restarts += 1
-                try:
-                    self.fault("task", "%s restarted after %s: %s" % (name, type(e).__name__, e))
-                except MemoryError:  # not even room for the text: the restart matters more
-                    pass
-                e = None
-                gc.collect()
-                await asyncio.sleep_ms(_RESTART_MS)
-                if not self._task_fault_clearer:
-                    try:
-                        asyncio.create_task(self._clear_task_fault())
-                        self._task_fault_clearer = True
-                    except MemoryError:
-                        pass
-
-    async def _clear_task_fault(self):
-        # One clearer however often tasks fail: the fault stays while they keep
-        # failing and clears after a quiet time without a new failure.
-        n = None
-        while n != self.task_restarts:
-            n = self.task_restarts
-            await asyncio.sleep_ms(self.task_quiet_ms)
-        self.fault("task")
-        self._task_fault_clearer = False
-
     # -- metering --------------------------------------------------------
     def setup_meter(self):
         cfg = self.config
@@ -130,29 +75,13 @@ class App:
             self.fault("meter", "not configured: 'meter set MODEL ADDRESS BAUD' or run 'setup'")
             return False
         try:
-            from dicamm.drivers import hw
-            from dicamm.drivers.meter import Meter, load_profile
-            from dicamm.drivers.modbus import ModbusMaster
-            profile = load_profile(cfg.get("meter.model"), self.path("meter_profile.json"))
-            from dicamm.services.metering import Metering
-            port = hw.meter_port(self.board, cfg)
-            master = ModbusMaster(port, cfg.get("meter.timeout_ms"), cfg.get("meter.retries"))
-            meter = Meter(master, profile, cfg.get("meter.address"))
-            self.metering = Metering(master, meter, self.timekeeper, self.clock, cfg.get("meter.poll_s") * 1000)
+            from dicamm.services.metering import from_config
+            self.metering = from_config(self.board, cfg, self.timekeeper, self.clock, self.path("meter_profile.json"))
         except (DicammError, OSError) as e:
             self.fault("meter", "cannot open: %s" % e)
             return False
         self.fault("meter")
         return True
-
-    def watch(self, name, fault, state, period_ms):
-        # A task that turns a service's state into a fault that status and MQTT
-        # see: every period, fault(fault, state()) (None clears it).
-        async def run():
-            while True:
-                self.fault(fault, state())
-                await asyncio.sleep_ms(period_ms)
-        self.start(name, run)
 
     def _meter_fault(self):
         m = self.metering  # before the first reading (not ok, no error) the fault stays as it is
@@ -184,17 +113,13 @@ class App:
             await asyncio.sleep_ms(60000)
 
     def _start_network(self):
-        from dicamm.drivers import netif
-        self.start("network", lambda: netif.keep_up(self))
+        from dicamm.drivers.netif import keep_up
+        self.start("network", lambda: keep_up(self))
 
     def register_extras(self):
-        # The console's groups, loaded once now (console/table.py preload);
-        # a missing one is the "console" fault, the others answer.
+        # The console's groups, loaded once now; a missing one is the "console" fault.
         from dicamm.console import table
-        from dicamm.services.failsoft import describe
-        gone = table.preload(self.info)
-        if gone:
-            self.fault("console", "group %s" % "; ".join("%s: %s" % (n, describe(e)) for n, e in gone))
+        table.preload(self.info, self.fault)
 
     def start_extras(self):
         # The gateway link (TAF16) and MQTT are optional for metering: each
@@ -207,13 +132,9 @@ class App:
         failsoft.start(self, "mqtt", self.start_mqtt)
 
     def file_path(self, name):
-        # Certificate and key paths in the config are relative to the device
-        # filesystem's root (the --root folder on the unix port).
-        if not name:
-            return name
-        if self.root and name.startswith("/") and not name.startswith(self.root + "/"):
-            return self.root + name
-        return name if name.startswith("/") else self.path(name)
+        # Certificate and key paths in the config, on the device's filesystem.
+        from dicamm.drivers.fsutil import under_root
+        return under_root(self.root, name)
 
     # -- TAF16 events and transactions -----------------------------------
     def start_taf16(self):
@@ -232,31 +153,15 @@ class App:
                 han = None
                 self.fault("taf16", "HAN link: %s" % e)
             if han is not None:
-                self.outbox = Outbox(self.path("data"), self.clock, han.post_event,
-                                     cfg.get("storage.outbox_max_bytes"), cfg.get("storage.segment_bytes"),
-                                     self.storage, cfg.get("cls_id"), gate=self.boundary_gate(), link=han)
-                self.journals["outbox"] = self.outbox.events
-                self.journals["acks"] = self.outbox.acks
-                self.start("outbox", self.outbox.run)
-                ob = self.outbox
-
-                def state():
-                    # Gateway link problems (refused certificate, timeouts, HTTP
-                    # errors) and the outbox alarm become the "taf16" fault.
-                    if ob.alarm:
-                        return ob.alarm
-                    if ob.last_error and ob.pending():
-                        return "gateway: %s (%d pending)" % (ob.last_error, ob.pending())
-                self.watch("gateway watch", "taf16", state, 500)
+                ob = self.outbox = Outbox.from_config(cfg, han, self.path("data"), self.clock, self.storage)
+                self.journals["outbox"], self.journals["acks"] = ob.events, ob.acks
+                self.start("outbox", ob.run)
+                self.watch("gateway watch", "taf16", self.outbox.fault_text, 500)
         else:
             self.fault("taf16", "not configured: set cls_id and han.url")
         from dicamm.services.transactions import TransactionService
-        svc = TransactionService(self.transactions, self.timekeeper, m, self.outbox, self.info, self.fault)
-        self.tx_service = svc
-        svc.recover()
-        if m is not None:
-            m.listeners.append(lambda r: svc.note_reading())
-            m.identity_listeners.append(svc.meter_exchanged)
+        self.tx_service = TransactionService(self.transactions, self.timekeeper, m, self.outbox, self.info, self.fault)
+        self.tx_service.start()
 
     def on_transition(self, ev):
         # The controller's edges; without the transactions service (its start
@@ -272,14 +177,13 @@ class App:
 
     # -- control ---------------------------------------------------------
     def start_control(self):
-        from dicamm.drivers import fsutil, hw
+        from dicamm.drivers import hw
+        from dicamm.drivers.fsutil import store
         from dicamm.services.control import Controller
         output = hw.relay_output(self.board, self.root or "/", self.clock.wall_ms, self.config)
-        p, q = self.path("schedule.json"), self.path("dso.json")
         contact = hw.dso_contact(self.board, self.root or "/", self.config)
         c = Controller(output, self.clock, self.timekeeper, self.config, self.on_transition,
-                       (lambda b: fsutil.write_atomic(p, b), lambda: fsutil.read(p)), self.boundary_gate(),
-                       (lambda b: fsutil.write_atomic(q, b), lambda: fsutil.read(q)), contact)
+                       store(self.path("schedule.json")), self.boundary_gate(), store(self.path("dso.json")), contact)
         self.controller = c
         for line in (c.schedule.load_error, c.restored):
             if line:
@@ -295,29 +199,22 @@ class App:
 
     # -- MQTT ------------------------------------------------------------
     def start_mqtt(self):
-        def _gateway_record(seq, payload):
-            # An acks-journal entry {"n": event seq, "r": gateway record} as the
-            # backend reads it: which event, its UUID, and the gateway's record.
-            import json
-            a = json.loads(payload)
-            r = a.get("r") or {}
-            return {"seq": seq, "event_seq": a.get("n"), "uuid": r.get("uuid"), "record": r}
-
         cfg = self.config
         if not cfg.get("mqtt.host"):
             return
         from dicamm.drivers import fsutil, txstore
         from dicamm.services import device_info
         from dicamm.services.mqtt_link import MqttLink
+        from dicamm.services.mqtt_streams import gateway_record
         lp = self.loadprofile
         sources = {"qh": lp.journal if lp else None,
                    "event": self.outbox.events if self.outbox else None,
                    "event/gateway": self.outbox.acks if self.outbox else None,
                    "tx": self.transactions.journal if self.transactions else None,
-                   "state": self.state_dict, "reading": self._mqtt_reading,
+                   "state": self.state_dict, "reading": self.metering.good_reading if self.metering else lambda: None,
                    "stamp": self.timekeeper.stamp, "cursor_path": self.path("data/mqtt.cursor"),
                    "log": self.info, "read_file": lambda p: fsutil.read(self.file_path(p)),
-                   "decode": {"event/gateway": _gateway_record, "tx": txstore.decode}}
+                   "decode": {"event/gateway": gateway_record, "tx": txstore.decode}}
         sources.update(device_info.sources(self))  # identity and health
         if lp is not None:
             from dicamm.services.loadprofile import decode
@@ -326,12 +223,7 @@ class App:
                              self.boundary_gate())
         self.start("mqtt", self.mqtt.run)
 
-    def _mqtt_reading(self):
-        m = self.metering
-        return m.reading if m is not None and m.ok else None
-
     def state_dict(self):
-        from dicamm import VERSION
         c = self.controller
         st = c.state() if c is not None else {"relay": "off", "faults": []}
         st["faults"] = sorted(self.faults) + st["faults"]

@@ -111,6 +111,10 @@ class Metering:
         return {"vendor": p.get("vendor", ""), "model": p.get("model", p["name"]), "serial": "UNREAD",
                 "firmware": ""}
 
+    def good_reading(self):
+        # The latest reading, or None while the meter is not answering.
+        return self.reading if self.ok else None
+
     def edge_reading(self):
         # The reading a transaction edge or an event uses without waiting: the
         # last good one with its own legal time and status (never stamped with
@@ -187,3 +191,15 @@ class Metering:
         return {"transactions": m.transactions, "tx_bytes": m.tx_bytes, "rx_bytes": m.rx_bytes,
                 "errors": dict(m.errors), "last_error": m.last_error,
                 "polls": self.polls, "failures": self.failures, "invalid": self.invalid}
+
+
+def from_config(board, cfg, timekeeper, clock, profile_path):
+    # The meter on the board's RS485 port as configured (meter.*); raises
+    # DicammError or OSError when it cannot be opened.
+    from dicamm.drivers import hw
+    from dicamm.drivers.meter import Meter, load_profile
+    from dicamm.drivers.modbus import ModbusMaster
+    profile = load_profile(cfg.get("meter.model"), profile_path)
+    master = ModbusMaster(hw.meter_port(board, cfg), cfg.get("meter.timeout_ms"), cfg.get("meter.retries"))
+    meter = Meter(master, profile, cfg.get("meter.address"))
+    return Metering(master, meter, timekeeper, clock, cfg.get("meter.poll_s") * 1000)

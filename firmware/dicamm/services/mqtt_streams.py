@@ -43,6 +43,15 @@ def json_parts(d):
     return parts
 
 
+def gateway_record(seq, payload):
+    # An acks-journal entry {"n": event seq, "r": gateway record} as the
+    # backend reads it: which event, its UUID, and the gateway's record.
+    import json
+    a = json.loads(payload)
+    r = a.get("r") or {}
+    return {"seq": seq, "event_seq": a.get("n"), "uuid": r.get("uuid"), "record": r}
+
+
 def with_seq(seq, payload):
     # The journal payload with "seq" first, so that the backend can drop QoS 1
     # duplicates and resends after a reboot.

@@ -16,6 +16,18 @@ _MIN_PERIOD_MS = const(500)    # real-time floor of the meter and health periods
 TOPICS = ("status", "state", "meter", "identity", "health", "ack")
 
 
+def fields(d):
+    # d as JSON in parts, one per top-level field (MqttClient.publish writes
+    # them one after the other): no part much bigger than its largest field.
+    parts = []
+    sep = b"{"
+    for k in d:
+        parts.append(sep + json.dumps(k).encode() + b":" + json.dumps(d[k]).encode())
+        sep = b","
+    parts.append(b"}" if parts else b"{}")
+    return parts
+
+
 class Telemetry:
     # send(name, payload bytes, retain, qos); get(key, default); sources as for
     # MqttLink ("state", "reading", "stamp", "identity", "health"); clock: device clock.
@@ -49,13 +61,16 @@ class Telemetry:
 
     def _changed(self, name, force):
         # A retained message, sent when its content differs from the last one.
+        # The dicts are compared, not their JSON: identity (~1 KB as text, the
+        # OCMF key in it) is looked at every 10 s, and neither the look nor the
+        # message may need a block of that size in a fragmented heap.
         fn = self.src.get(name)
         if fn is None:
             return
-        data = json.dumps(fn()).encode()
-        if force or data != self._last.get(name):
-            self.send(name, data, True, 1)
-            self._last[name] = data
+        d = fn()
+        if force or d != self._last.get(name):
+            self.send(name, fields(d), True, 1)
+            self._last[name] = d
 
     def _periodic(self, name, key, default_s, fn, now, retain, qos):
         if fn is None:
@@ -70,7 +85,7 @@ class Telemetry:
         if not r:
             return
         self._due[name] = (dev, now)
-        self.send(name, json.dumps(r).encode(), retain, qos)
+        self.send(name, fields(r), retain, qos)
 
     def _reading(self):
         fn = self.src.get("reading")

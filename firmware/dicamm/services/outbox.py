@@ -159,6 +159,20 @@ class Outbox:
             self._backoff = min(self._backoff * 2, self.backoff_max_ms)
         return self._backoff
 
+    @classmethod
+    def from_config(cls, cfg, han, folder, clock, stats):
+        # The outbox in front of a HAN client (drivers/han_client), as configured.
+        return cls(folder, clock, han.post_event, cfg.get("storage.outbox_max_bytes"),
+                   cfg.get("storage.segment_bytes"), stats, cfg.get("cls_id"), gate=han.gate, link=han)
+
+    def fault_text(self):
+        # The "taf16" fault: the alarm, or the gateway link's problem (refused
+        # certificate, timeouts, HTTP errors) while events wait; else None.
+        if self.alarm:
+            return self.alarm
+        if self.last_error and self.pending():
+            return "gateway: %s (%d pending)" % (self.last_error, self.pending())
+
     async def run(self):
         # The sender task: in order, one event at a time, forever.
         while True:

@@ -113,6 +113,15 @@ class TransactionService:
             self.store.note(self.metering.edge_reading())
 
     # -- start-up and meter exchange -------------------------------------
+    def start(self):
+        # At start-up: close what a power cut left open, then follow the
+        # meter's readings (the open transaction's last one) and its identity.
+        self.recover()
+        m = self.metering
+        if m is not None:
+            m.listeners.append(lambda r: self.note_reading())
+            m.identity_listeners.append(self.meter_exchanged)
+
     def recover(self):
         # An open transaction left by a power cut ends with P at the last
         # reading on flash, with that reading's own time.
