@@ -16,7 +16,7 @@ import time
 import pytest
 
 from rig import Rig, day_start_ms
-from waiting import wait_until
+from waiting import ready, relay, wait_relay, wait_until
 
 pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
 
@@ -36,27 +36,6 @@ RELAY_CFG = {"relay": {"min_on_s": MIN_ON_S, "min_off_s": MIN_OFF_S, "max_cycles
 
 def start_ms():
     return day_start_ms("2026-06-15") + 9 * 3600_000
-
-
-def relay(rig):
-    return rig.fw.json("relay --json")
-
-
-def wait_relay(rig, pred, timeout=60, what="relay state"):
-    box = {}
-
-    def check():
-        box["st"] = relay(rig)
-        return pred(box["st"])
-    try:
-        wait_until(check, timeout, 0.1, what)
-    except AssertionError:
-        raise AssertionError("timed out waiting for %s; last relay --json %r" % (what, box.get("st")))
-    return box["st"]
-
-
-def ready(rig):
-    rig.fw.wait_for("status --json", lambda d: d.get("meter", {}).get("ok") and d.get("controller"), timeout=60)
 
 
 def fresh_firmware(rig):

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from rig import Rig, day_start_ms
-from waiting import wait_until
+from waiting import ready, relay, wait_delivered, wait_relay, wait_until
 
 pytestmark = pytest.mark.slow  # runs the firmware and emulators as processes
 
@@ -38,37 +38,12 @@ def start_ms():
     return day_start_ms("2026-06-16") + 8 * 3600_000
 
 
-def relay(rig):
-    return rig.fw.json("relay --json")
-
-
-def wait_relay(rig, pred, timeout=60, what="relay state"):
-    box = {}
-
-    def check():
-        box["st"] = relay(rig)
-        return pred(box["st"])
-    try:
-        wait_until(check, timeout, 0.1, what)
-    except AssertionError:
-        raise AssertionError("timed out waiting for %s; last relay --json %r" % (what, box.get("st")))
-    return box["st"]
-
-
-def ready(rig):
-    rig.fw.wait_for("status --json", lambda d: d.get("meter", {}).get("ok") and d.get("controller"), timeout=60)
-
-
 def metered(rig, since_ms):
     return [e["power_w"] for e in rig.meter_reads() if e["t_ms"] >= since_ms and e.get("power_w") is not None]
 
 
 def dso_events(rig):
     return [e for e in rig.fw.json("events --json --last 500")["events"] if e.get("kind") == "dso"]
-
-
-def wait_delivered(rig, timeout=120):
-    rig.fw.wait_for("events --json --last 1", lambda d: d["status"]["pending"] == 0, timeout=timeout, interval=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -156,17 +131,18 @@ def test_limit_0w_on_a_6kw_staged_element_gives_the_4kw_stage(staged):
     assert not any("fault" in k for k in st["faults"]), st["faults"]
 
 
-def _bounce(rig, n=8, hold_s=0.03):
-    # The contact chatters faster than its debounce; -> the longest real gap between writes
+def _bounce(rig, closed, released, n=8, hold_s=0.03):
+    # The contact chatters faster than its debounce, starting towards `closed`
+    # and resting at `released`; -> the longest real gap between writes
     gaps = []
     last = time.monotonic()
     for i in range(n):
-        rig.set_contact("1" if i % 2 == 0 else "0")
+        rig.set_contact(closed if i % 2 == 0 else released)
         time.sleep(hold_s)
         now = time.monotonic()
         gaps.append(now - last)
         last = now
-    rig.set_contact("0")
+    rig.set_contact(released)
     return max(gaps)
 
 
@@ -177,7 +153,7 @@ def _contact_test(rig, closed, released):
     before = relay(rig)["grid_signal"]["bounces"]
     for attempt in range(3):
         rig.set_contact(released)
-        worst = _bounce(rig) if closed == "1" else _bounce_nc(rig)
+        worst = _bounce(rig, closed, released)
         if worst < DEBOUNCE_MS / 1000 * 0.75:   # a stalled test process could hold one state too long
             break
     time.sleep(2 * DEBOUNCE_MS / 1000)
@@ -195,19 +171,6 @@ def _contact_test(rig, closed, released):
     texts = [e["text"] for e in dso_events(rig)][n_events:]
     assert texts == ["14a limit 0 W raised to the legal minimum 4200 W (contact)",
                      "14a limit ended: released (contact)"], texts
-
-
-def _bounce_nc(rig, n=8, hold_s=0.03):
-    gaps = []
-    last = time.monotonic()
-    for i in range(n):
-        rig.set_contact("0" if i % 2 == 0 else "1")
-        time.sleep(hold_s)
-        now = time.monotonic()
-        gaps.append(now - last)
-        last = now
-    rig.set_contact("1")
-    return max(gaps)
 
 
 def test_contact_drives_the_limit_debounced_normally_open(staged):

@@ -22,7 +22,7 @@ import binascii
 import pytest
 
 from rig import Rig, day_start_ms, ROOT
-from waiting import wait_until
+from waiting import relay, wait_delivered, wait_until
 from verify_tx import read_journal
 
 pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
@@ -44,15 +44,6 @@ def ready(rig, timeout=60):
 
 def outbox_status(rig):
     return rig.fw.json("events --json --last 1")["status"]
-
-
-def wait_delivered(rig, timeout=120):
-    return rig.fw.wait_for("events --json --last 1", lambda d: d["status"]["pending"] == 0, timeout=timeout,
-                           interval=0.3)["status"]
-
-
-def relay(rig):
-    return rig.fw.json("relay --json")
 
 
 def real_ms_of(rig, device_ms):

@@ -13,3 +13,33 @@ def wait_until(fn, timeout=60, interval=0.1, what="condition"):
             return last
         time.sleep(interval)
     raise AssertionError("timed out waiting for %s (last %r)" % (what, last))
+
+
+def relay(rig):
+    """The firmware's `relay --json`."""
+    return rig.fw.json("relay --json")
+
+
+def wait_relay(rig, pred, timeout=60, what="relay state"):
+    """Wait until pred(relay --json); return that answer, or fail showing the last one."""
+    box = {}
+
+    def check():
+        box["st"] = relay(rig)
+        return pred(box["st"])
+    try:
+        wait_until(check, timeout, 0.1, what)
+    except AssertionError:
+        raise AssertionError("timed out waiting for %s; last relay --json %r" % (what, box.get("st")))
+    return box["st"]
+
+
+def ready(rig):
+    """Wait until the firmware reads the meter and its controller runs."""
+    rig.fw.wait_for("status --json", lambda d: d.get("meter", {}).get("ok") and d.get("controller"), timeout=60)
+
+
+def wait_delivered(rig, timeout=120):
+    """Wait until the outbox has no TAF16 event pending; return its status."""
+    return rig.fw.wait_for("events --json --last 1", lambda d: d["status"]["pending"] == 0, timeout=timeout,
+                           interval=0.3)["status"]

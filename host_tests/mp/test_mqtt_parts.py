@@ -21,3 +21,14 @@ def test_small_messages_in_one_piece():
     d = {"seq": 1, "import_wh": 5, "text": "short"}
     assert json.loads(json_parts(d)) == d
     assert json.loads(b"".join(json_parts({"ocmf": RECORD}))) == {"ocmf": RECORD.decode()}
+
+
+def test_field_parts_one_per_field_and_bytes_as_text():
+    # field_parts (identity, state, health and records with a long value): one
+    # part per field, a bytes value of any length as escaped text.
+    from dicamm.services.mqtt_streams import field_parts
+    d = {"device_id": "d1", "meter": {"serial": "2026001", "model": "SDM630"}, "short": b'a"b', "n": None}
+    parts = field_parts(d)
+    assert len(parts) == len(d) + 3  # the bytes value: its head, one slice, its closing quote
+    assert json.loads(b"".join(parts)) == {"device_id": "d1", "meter": d["meter"], "short": 'a"b', "n": None}
+    assert field_parts({}) == [b"{}"]

@@ -18,28 +18,36 @@ _SLICE = const(128)           # bytes of a long record escaped at a time (json_p
 
 
 def json_parts(d):
-    # d as JSON, a list of parts: the small values in one piece, a long bytes
-    # value (the OCMF record of a transaction) as escaped slices of _SLICE, so
-    # that no part needs a big block of a fragmented heap (a 1 KB record as
-    # one JSON string was 2 KB, twice: the text and its encoding).
-    big = [k for k in d if isinstance(d[k], (bytes, memoryview)) and len(d[k]) > _SLICE]
-    if not big:
-        return json.dumps(d).encode()
-    small = {}
+    # d as JSON: one piece, or with a long bytes value (the OCMF record of a
+    # transaction) the parts of field_parts, so that no part needs a big block
+    # of a fragmented heap (a 1 KB record as one JSON string was 2 KB, twice:
+    # the text and its encoding).
     for k in d:
-        if k not in big:
-            small[k] = d[k]
-    head = json.dumps(small)
-    parts = [head[:-1].encode()]
-    sep = b"," if len(small) else b""
-    for k in big:
-        v = memoryview(d[k])
-        parts.append(sep + json.dumps(k).encode() + b":\"")
-        for i in range(0, len(v), _SLICE):
-            parts.append(json.dumps(bytes(v[i:i + _SLICE]).decode())[1:-1].encode())
-        parts.append(b"\"")
+        v = d[k]
+        if isinstance(v, (bytes, memoryview)) and len(v) > _SLICE:
+            return field_parts(d)
+    return json.dumps(d).encode()
+
+
+def field_parts(d):
+    # d as JSON in parts that MqttClient.publish writes one after the other:
+    # one per top-level field, a bytes value (text) as escaped slices of
+    # _SLICE. No part is much bigger than the largest field that is not bytes.
+    parts = []
+    sep = b"{"
+    for k in d:
+        v = d[k]
+        head = sep + json.dumps(k).encode() + b":"
+        if isinstance(v, (bytes, memoryview)):
+            parts.append(head + b"\"")
+            v = memoryview(v)
+            for i in range(0, len(v), _SLICE):
+                parts.append(json.dumps(bytes(v[i:i + _SLICE]).decode())[1:-1].encode())
+            parts.append(b"\"")
+        else:
+            parts.append(head + json.dumps(v).encode())
         sep = b","
-    parts.append(b"}")
+    parts.append(b"}" if parts else b"{}")
     return parts
 
 

@@ -4,28 +4,17 @@
 # mqtt.health_period_s) and Home Assistant discovery. The link (mqtt_link.py)
 # owns the connection and calls connected() once per connect and turn() on
 # every turn; this module only decides what is due and hands it to send().
-import json
 import time
 
 from micropython import const
+
+from dicamm.services.mqtt_streams import field_parts
 
 _STATE_CHECK_MS = const(1000)      # real ms between two looks at state
 _IDENTITY_CHECK_MS = const(10000)  # ... and at identity (changes with a meter exchange only)
 _MIN_PERIOD_MS = const(500)    # real-time floor of the meter and health periods (fast bench clock)
 
 TOPICS = ("status", "state", "meter", "identity", "health", "ack")
-
-
-def fields(d):
-    # d as JSON in parts, one per top-level field (MqttClient.publish writes
-    # them one after the other): no part much bigger than its largest field.
-    parts = []
-    sep = b"{"
-    for k in d:
-        parts.append(sep + json.dumps(k).encode() + b":" + json.dumps(d[k]).encode())
-        sep = b","
-    parts.append(b"}" if parts else b"{}")
-    return parts
 
 
 class Telemetry:
@@ -69,7 +58,7 @@ class Telemetry:
             return
         d = fn()
         if force or d != self._last.get(name):
-            self.send(name, fields(d), True, 1)
+            self.send(name, field_parts(d), True, 1)
             self._last[name] = d
 
     def _periodic(self, name, key, default_s, fn, now, retain, qos):
@@ -85,7 +74,7 @@ class Telemetry:
         if not r:
             return
         self._due[name] = (dev, now)
-        self.send(name, fields(r), retain, qos)
+        self.send(name, field_parts(r), retain, qos)
 
     def _reading(self):
         fn = self.src.get("reading")
