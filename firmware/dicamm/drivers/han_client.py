@@ -24,7 +24,7 @@ import tls
 
 from micropython import const
 
-from dicamm.errors import LinkError
+from dicamm.errors import DicammError, LinkError
 from dicamm.platform import asyncio
 from dicamm.proto import pem
 from dicamm.proto.han_wire import HAN_SUITES, answer_size, check_session, parse_answer, parse_url, persistence, request
@@ -113,6 +113,19 @@ class HanClient:
             ctx.verify_mode = tls.CERT_REQUIRED
             self.ctx = ctx
         return self.ctx
+
+    def prepare(self):
+        # The TLS context now, at start-up, while the heap is in one piece: its
+        # certificates are read in blocks of ~2 KB that the fragmented heap of a
+        # running day may not have (on the frozen 32-bit build in 96 KiB every post
+        # of a day failed with "allocating 1764 bytes"). A certificate that is not
+        # usable is left to the first post, which reports it; the outbox keeps its events.
+        if self.scheme == "http":
+            return
+        try:
+            self.context()
+        except (DicammError, OSError):
+            pass
 
     def request(self, event):
         return request(self.host, self.port, self.path, event, self.idle_ms > 0)

@@ -150,13 +150,13 @@ class App:
             try:
                 han = HanClient.from_config(cfg, self.file_path, self.boundary_gate())
             except DicammError as e:
-                han = None
                 self.fault("taf16", "HAN link: %s" % e)
-            if han is not None:
+            else:
+                han.prepare()
                 ob = self.outbox = Outbox.from_config(cfg, han, self.path("data"), self.clock, self.storage)
                 self.journals["outbox"], self.journals["acks"] = ob.events, ob.acks
                 self.start("outbox", ob.run)
-                self.watch("gateway watch", "taf16", self.outbox.fault_text, 500)
+                self.watch("gateway watch", "taf16", ob.fault_text, 500)
         else:
             self.fault("taf16", "not configured: set cls_id and han.url")
         from dicamm.services.transactions import TransactionService
