@@ -22,7 +22,8 @@ new meter's register starts there); each is answered with {"ok": true}.
 Identity registers (serial, model, firmware) are served as the profile's
 "identity" says: --serial (default 2026000 + unit), model and firmware texts.
 Every read answered (or faulted) is logged to --log as a JSON line:
-{"t_ms", "unit", "function", "address", "count", "import_wh", "export_wh", "power_w", "fault"}.
+{"t_ms", "unit", "function", "address", "count", "import_wh", "export_wh", "power_w", "fault",
+"relays_on"} (relays_on: how many of the element's relays were on, its stage).
 A meter whose baud or parity differs from the pty's current termios setting stays
 silent, as a real meter that only sees garbage.
 """
@@ -197,7 +198,7 @@ class Emulator:
         self.rng = random.Random(args.seed)
         self.buf = b""
         self.flush_handle = None
-        self.relay_on = False
+        self.relays_on = 0       # the element's stage: how many relay files read "1"
         self.log = open(args.log, "a", buffering=1) if args.log else None
         self.master_fd, self.slave_fd = os.openpty()
         tty.setraw(self.slave_fd)
@@ -294,7 +295,8 @@ class Emulator:
             self.log.write(json.dumps({"t_ms": t_ms, "unit": unit, "function": pdu.function_code,
                                        "address": pdu.address, "count": pdu.count,
                                        "import_wh": s.get("import_wh"), "export_wh": s.get("export_wh"),
-                                       "power_w": s.get("power_w"), "fault": fault}) + "\n")
+                                       "power_w": s.get("power_w"), "fault": fault,
+                                       "relays_on": self.relays_on}) + "\n")
         if fault == "drop":
             return
         delay = 0.0
@@ -352,6 +354,7 @@ class Emulator:
                     except OSError:
                         break
                     k += 1
+            self.relays_on = k
             w = (stages[k - 1] if stages else self.args.element_w) if k else 0
             for m in self.meters.values():
                 m.integ.set_extra(t, w)

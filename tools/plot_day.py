@@ -4,7 +4,9 @@
   - bars: energy per quarter hour (Wh), the difference of two meter readings from the
     device's quarter-hour journal (TAF7); a gap is marked in red;
   - line: the power the meter emulator served (W, its log);
-  - green band below: the relay's on periods (the TAF16 start/stop events);
+  - green band below: the relay's on periods, as high as the element's stage (how many
+    of its relays the meter emulator saw on; from the TAF16 start/stop events in an
+    older log without that);
   - shaded: the transaction windows (begin to end of each transaction record), with
     their energy;
   - triangles: the TAF16 events, at the moment the device raised them;
@@ -14,7 +16,7 @@ Times on the axis are local (Europe/Berlin); the journals and logs hold UTC.
 
     tools/plot_day.py WORKDIR [--out day.png] [--date YYYY-MM-DD]
 WORKDIR is a rig's work folder (make sim: sim-run/, the bench: bench-run/day).
-From Python: plot_day.render(rig, "day.png").
+From Python: plot_day.render(rig, "day.png"[, span_ms=(from_ms, to_ms)]).
 """
 import argparse
 import datetime
@@ -69,7 +71,7 @@ def load(workdir):
             return [decode(p) for _, p in read_journal_raw(data, name)]
         except FileNotFoundError:
             return []
-    power = []
+    power, relays = [], []
     try:
         with open(os.path.join(workdir, "meter.log")) as f:
             for line in f:
@@ -79,15 +81,28 @@ def load(workdir):
                     continue
                 if r.get("power_w") is not None and not r.get("fault"):
                     power.append((r["t_ms"], r["power_w"]))
+                k = r.get("relays_on")
+                if k is not None and (not relays or relays[-1][1] != k):
+                    relays.append((r["t_ms"], k))  # the stage's changes only
     except FileNotFoundError:
         pass
     return {"qh": qh_expand(journal("qh", qh_decode)), "events": journal("outbox", json.loads),
-            "tx": journal("tx", summary), "power": power}
+            "tx": journal("tx", summary), "power": power,
+            "relays": relays}
 
 
-def render(rig_or_workdir, png, date=None, title=None):
+def render(rig_or_workdir, png, date=None, title=None, span_ms=None):
+    """span_ms=(from, to): draw only that stretch (the device may have run on past it)."""
     workdir = getattr(rig_or_workdir, "workdir", rig_or_workdir)
-    return render_data(load(workdir), png, date, title)
+    d = load(workdir)
+    if span_ms is not None:
+        a, b = span_ms
+        d["qh"] = [r for r in d["qh"] if a <= r["boundary"] * 1000 <= b]
+        d["events"] = [e for e in d["events"] if a <= e["time_ms"] <= b]
+        d["power"] = [p for p in d["power"] if a <= p[0] <= b]
+        d["relays"] = [r for r in d["relays"] if r[0] <= b]
+        d["tx"] = [t for t in d["tx"] if a <= ((t.get("begin") or {}).get("time_ms") or a) <= b]
+    return render_data(d, png, date, title)
 
 
 def render_data(d, png, date=None, title=None):
@@ -153,23 +168,32 @@ def render_data(d, png, date=None, title=None):
                 ls="none", label=("TAF16 " + k) if k not in seen else None, zorder=4)
         seen.add(k)
     ax.set_ylim(0, top * 1.35)
-    # relay on periods from the start/stop events
-    on_at = None
-    for e in sorted(d["events"], key=lambda e: e["time_ms"]):
-        if e.get("kind") == "start":
-            on_at = on_at or e["time_ms"]
-        elif e.get("kind") == "stop" and on_at is not None:
-            strip.axvspan(when(on_at), when(e["time_ms"]), ymin=0.15, ymax=0.85, color="#2da44e")
-            on_at = None
-    if on_at is not None and qh:
-        strip.axvspan(when(on_at), when(qh[-1]["boundary"] * 1000), ymin=0.15, ymax=0.85, color="#2da44e")
     end_ms = qh[-1]["boundary"] * 1000 if qh else 0
+    # the relay lane: on periods as high as the stage (relays on of the most seen)
+    most = max([k for _, k in d.get("relays") or []] + [0])
+    if most:
+        spans = [(t, (d["relays"][i + 1][0] if i + 1 < len(d["relays"]) else end_ms), k)
+                 for i, (t, k) in enumerate(d["relays"])]
+        for a, b, k in spans:
+            if k:
+                strip.axvspan(when(a), when(b), ymin=0.15, ymax=0.15 + 0.7 * k / most, color="#2da44e")
+    else:
+        on_at = None  # an older log: on periods from the TAF16 start/stop events
+        for e in sorted(d["events"], key=lambda e: e["time_ms"]):
+            if e.get("kind") == "start":
+                on_at = on_at or e["time_ms"]
+            elif e.get("kind") == "stop" and on_at is not None:
+                strip.axvspan(when(on_at), when(e["time_ms"]), ymin=0.15, ymax=0.85, color="#2da44e")
+                on_at = None
+        if on_at is not None and qh:
+            strip.axvspan(when(on_at), when(end_ms), ymin=0.15, ymax=0.85, color="#2da44e")
     for i, (a, b, text) in enumerate(limit_spans(d["events"], end_ms)):
         strip.axvspan(when(a), when(b), ymin=0.0, ymax=0.12, color="#fb8f44", label="§14a limit" if i == 0 else None)
         ax.axvspan(when(a), when(b), color="#fb8f44", alpha=0.15, lw=0, zorder=0)
         ax.text(when((a + b) // 2), top * 1.1, text, ha="center", va="bottom", fontsize=7, color="#bc4c00")
     strip.set_yticks([])
-    strip.set_ylabel("relay\non", rotation=0, ha="right", va="center")
+    strip.set_ylabel("relays on\n(of %d)" % most if most > 1 else "relay\non", rotation=0, ha="right",
+                     va="center")
     strip.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=tz))
     strip.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 2), tz=tz))
     if qh:
@@ -178,9 +202,9 @@ def render_data(d, png, date=None, title=None):
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = pw.get_legend_handles_labels()
     pw.legend(h1 + h2, l1 + l2, loc="upper left", bbox_to_anchor=(1.06, 1.0), fontsize=8, ncol=1, frameon=False)
-    values = sum(1 for r in qh if "gap" not in r)
+    values = len(ys)  # quarter hours with a value: two readings 900 s apart
     total = sum(ys)
-    ax.set_title(title or "DICAMM simulated day %s: %d quarter-hour readings, %d gaps, %d Wh, %d TAF16 events, "
+    ax.set_title(title or "DICAMM simulated day %s: %d quarter-hour values, %d gaps, %d Wh, %d TAF16 events, "
                  "%d transactions" % (date or "", values, len(gaps), total, len(d["events"]), len(d["tx"])),
                  fontsize=11, pad=8)
     fig.savefig(png, dpi=110, bbox_inches="tight")

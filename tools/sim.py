@@ -87,6 +87,17 @@ def limit_words(rs):
     return "%s changes nothing: %s" % (head, (rs["sources"]["dso"]["why_not"] or "").split("; ")[-1])
 
 
+def wait_released(fw, timeout=10.0):
+    # relay --json once no limit is in force, or None
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        rs = fw.json("relay --json")
+        if not rs.get("limit"):
+            return rs
+        time.sleep(0.02)
+    return None
+
+
 def wait_limit(fw, timeout=10.0):
     # relay --json once the limit is in force and the arbiter has judged it, or None
     end = time.monotonic() + timeout
@@ -166,9 +177,16 @@ def main(argv=None):
                     print(">>> the device: " + (limit_words(rs) if rs else "no limit seen within 10 s"))
                 else:
                     print(">>> %s the control box opens its contact: the limit ends" % local(now))
+                    rs = wait_released(fw)
+                    print(">>> the device: " + ("no limit in force, the element may draw %s W again" % rs["allowed_w"]
+                                                if rs else "the limit still in force after 10 s"))
             st = fw.json("status --json")
             print(live_line(st, now), flush=True)
-            time.sleep(a.every)
+            # the next live line, or the contact's next edge on its minute (20 real ms
+            # are 29 device s at 1440x), whichever comes first
+            wake = time.monotonic() + a.every
+            while time.monotonic() < wake and not (contact and rig.device_now_ms() >= contact[0][0]):
+                time.sleep(0.02)
         report(rig, day_ms, a.hours)
         if a.interactive:
             interactive(fw)
@@ -214,7 +232,8 @@ def report(rig, day_ms, hours=24.0):
     png = os.path.join(rig.workdir, "day.png")
     try:
         import plot_day
-        plot_day.render(rig, png)
+        plot_day.render(rig, png, date=datetime.datetime.fromtimestamp(day_ms / 1000, datetime.timezone.utc).strftime(
+            "%Y-%m-%d"), span_ms=(day_ms, day_end))
         print("picture of the day: %s" % png)
     except Exception as e:  # matplotlib missing or no plot tool yet
         print("no picture: %s" % e)
