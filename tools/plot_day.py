@@ -5,8 +5,7 @@
     device's quarter-hour journal (TAF7); a gap is marked in red;
   - line: the power the meter emulator served (W, its log);
   - green band below: the relay's on periods, as high as the element's stage (how many
-    of its relays the meter emulator saw on; from the TAF16 start/stop events in an
-    older log without that);
+    of its relays the meter emulator saw on, its log's relays_on);
   - shaded: the transaction windows (begin to end of each transaction record), with
     their energy;
   - triangles: the TAF16 events, at the moment the device raised them;
@@ -170,23 +169,12 @@ def render_data(d, png, date=None, title=None):
     ax.set_ylim(0, top * 1.35)
     end_ms = qh[-1]["boundary"] * 1000 if qh else 0
     # the relay lane: on periods as high as the stage (relays on of the most seen)
-    most = max([k for _, k in d.get("relays") or []] + [0])
-    if most:
-        spans = [(t, (d["relays"][i + 1][0] if i + 1 < len(d["relays"]) else end_ms), k)
-                 for i, (t, k) in enumerate(d["relays"])]
-        for a, b, k in spans:
-            if k:
-                strip.axvspan(when(a), when(b), ymin=0.15, ymax=0.15 + 0.7 * k / most, color="#2da44e")
-    else:
-        on_at = None  # an older log: on periods from the TAF16 start/stop events
-        for e in sorted(d["events"], key=lambda e: e["time_ms"]):
-            if e.get("kind") == "start":
-                on_at = on_at or e["time_ms"]
-            elif e.get("kind") == "stop" and on_at is not None:
-                strip.axvspan(when(on_at), when(e["time_ms"]), ymin=0.15, ymax=0.85, color="#2da44e")
-                on_at = None
-        if on_at is not None and qh:
-            strip.axvspan(when(on_at), when(end_ms), ymin=0.15, ymax=0.85, color="#2da44e")
+    changes = d["relays"]
+    most = max([k for _, k in changes] + [0])
+    for i, (a, k) in enumerate(changes):
+        if k:
+            b = changes[i + 1][0] if i + 1 < len(changes) else end_ms
+            strip.axvspan(when(a), when(b), ymin=0.15, ymax=0.15 + 0.7 * k / most, color="#2da44e")
     for i, (a, b, text) in enumerate(limit_spans(d["events"], end_ms)):
         strip.axvspan(when(a), when(b), ymin=0.0, ymax=0.12, color="#fb8f44", label="§14a limit" if i == 0 else None)
         ax.axvspan(when(a), when(b), color="#fb8f44", alpha=0.15, lw=0, zorder=0)

@@ -87,27 +87,21 @@ def limit_words(rs):
     return "%s changes nothing: %s" % (head, (rs["sources"]["dso"]["why_not"] or "").split("; ")[-1])
 
 
-def wait_released(fw, timeout=10.0):
-    # relay --json once no limit is in force, or None
+def wait_relay(fw, done, timeout=10.0):
+    # relay --json once done(it) holds, or None after timeout real seconds
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         rs = fw.json("relay --json")
-        if not rs.get("limit"):
+        if done(rs):
             return rs
         time.sleep(0.02)
     return None
 
 
-def wait_limit(fw, timeout=10.0):
-    # relay --json once the limit is in force and the arbiter has judged it, or None
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        rs = fw.json("relay --json")
-        lim = rs.get("limit")
-        if lim and (lim["binds"] or rs["sources"]["dso"].get("why_not")):
-            return rs
-        time.sleep(0.02)
-    return None
+def limit_judged(rs):
+    # the limit is in force and the arbiter has judged it
+    lim = rs.get("limit")
+    return bool(lim and (lim["binds"] or rs["sources"]["dso"].get("why_not")))
 
 
 def main(argv=None):
@@ -173,11 +167,11 @@ def main(argv=None):
                 rig.set_contact(contact.pop(0)[1])
                 if contact:
                     print(">>> %s the grid operator's control box closes its contact (§14a EnWG)" % local(now))
-                    rs = wait_limit(fw)
+                    rs = wait_relay(fw, limit_judged)
                     print(">>> the device: " + (limit_words(rs) if rs else "no limit seen within 10 s"))
                 else:
                     print(">>> %s the control box opens its contact: the limit ends" % local(now))
-                    rs = wait_released(fw)
+                    rs = wait_relay(fw, lambda rs: not rs.get("limit"))
                     print(">>> the device: " + ("no limit in force, the element may draw %s W again" % rs["allowed_w"]
                                                 if rs else "the limit still in force after 10 s"))
             st = fw.json("status --json")
@@ -232,8 +226,7 @@ def report(rig, day_ms, hours=24.0):
     png = os.path.join(rig.workdir, "day.png")
     try:
         import plot_day
-        plot_day.render(rig, png, date=datetime.datetime.fromtimestamp(day_ms / 1000, datetime.timezone.utc).strftime(
-            "%Y-%m-%d"), span_ms=(day_ms, day_end))
+        plot_day.render(rig, png, span_ms=(day_ms, day_end))
         print("picture of the day: %s" % png)
     except Exception as e:  # matplotlib missing or no plot tool yet
         print("no picture: %s" % e)
