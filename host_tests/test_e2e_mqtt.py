@@ -208,6 +208,11 @@ def test_identity_is_retained_and_says_what_status_says(rig):
     fw = rig.fw
     wait_json(fw, "status --json", lambda d: d["meter"].get("serial") and d["mqtt"]["connected"])
     key = fw.json("tx key --json")
+    # the identity with the meter is published when the device sees it change (checked
+    # every 10 s): wait for that, so the late subscriber gets it from the broker's retained
+    # store (a copy published to an open subscription comes with retain 0, MQTT 3.1.1 s. 3.3.1.3)
+    rig.backend.wait(lambda m: m.topic == P + "identity" and m.json()["meter"] is not None,
+                     what="identity with the meter published")
     late = brokermod.Client(rig.broker.port, client_id="late-identity").subscribe(P + "identity")
     try:
         m = late.wait_for(lambda m: m.json()["meter"] is not None, DEADLINE)  # the meter's identity is read after start

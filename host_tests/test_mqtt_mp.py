@@ -280,7 +280,10 @@ def test_outage_store_and_forward_and_reboot(tmp_path, cleanup):
         a.append("event")
         a.append("tx")
         time.sleep(0.1)
-    st = a.wait(lambda s: s["failures"] >= 2, what="retries while the broker is down")
+    # the agent reads the journal files and writes its status on its own beat: a status
+    # written before it saw the last append says 29; wait for one that has seen them all
+    st = a.wait(lambda s: s["failures"] >= 2 and s["backlog"] == {"qh": 30, "event": 30, "tx": 30},
+                what="retries while the broker is down, all 30 records of each stream kept")
     assert st["backlog"] == {"qh": 30, "event": 30, "tx": 30}
     assert "link lost" in st["last_error"] or "ECONNREFUSED" in st["last_error"] or "Errno" in st["last_error"]
     assert st["max_lag_ms"] < 300, st  # the loop was never blocked for long
