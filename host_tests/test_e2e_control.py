@@ -16,7 +16,7 @@ import time
 import pytest
 
 from rig import Rig, day_start_ms
-from waiting import ready, relay, wait_relay, wait_until
+from waiting import ready, relay, running, wait_relay, wait_until
 
 pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
 
@@ -65,14 +65,9 @@ def device_events(rig):
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    r = Rig(tmp_path_factory.mktemp("e2e_control"), speed=SPEED, start_ms=start_ms(),
-            load="constant:%d" % BASE_W, element_w=ELEMENT_W, config=RELAY_CFG)
-    r.start()
-    try:
-        ready(r)
+    with running(Rig(tmp_path_factory.mktemp("e2e_control"), speed=SPEED, start_ms=start_ms(),
+                load="constant:%d" % BASE_W, element_w=ELEMENT_W, config=RELAY_CFG)) as r:
         yield r
-    finally:
-        r.stop()
 
 
 def test_relay_json_shows_state_source_and_why_not(rig):
@@ -264,14 +259,9 @@ def test_schedule_window_joined_late_after_restart_and_ended_one_not_replayed(ri
 
 @pytest.fixture(scope="module")
 def broken_rig(tmp_path_factory):
-    r = Rig(tmp_path_factory.mktemp("e2e_broken"), speed=SPEED, start_ms=start_ms(),
-            load="constant:%d" % BASE_W, element_w=ELEMENT_W, element_broken=True, config=RELAY_CFG)
-    r.start()
-    try:
-        ready(r)
+    with running(Rig(tmp_path_factory.mktemp("e2e_broken"), speed=SPEED, start_ms=start_ms(),
+                load="constant:%d" % BASE_W, element_w=ELEMENT_W, element_broken=True, config=RELAY_CFG)) as r:
         yield r
-    finally:
-        r.stop()
 
 
 def test_broken_element_is_detected(broken_rig):

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from rig import Rig, day_start_ms
-from waiting import ready, relay, wait_delivered, wait_relay, wait_until
+from waiting import ready, relay, running, wait_delivered, wait_relay, wait_until
 
 pytestmark = pytest.mark.slow  # runs the firmware and emulators as processes
 
@@ -50,12 +50,8 @@ def dso_events(rig):
 def single(tmp_path_factory):
     r = Rig(tmp_path_factory.mktemp("dso_single"), speed=SPEED, start_ms=start_ms(), load="constant:%d" % BASE_W,
             element_w=3000, config={"relay": {"min_on_s": MIN_S, "min_off_s": MIN_S}})
-    r.start()
-    try:
-        ready(r)
+    with running(r) as r:
         yield r
-    finally:
-        r.stop()
 
 
 def test_limit_0w_on_a_3kw_element_changes_nothing_and_says_so(single):
@@ -94,12 +90,8 @@ def staged(tmp_path_factory):
     r = Rig(tmp_path_factory.mktemp("dso_staged"), speed=SPEED, start_ms=start_ms(), load="constant:%d" % BASE_W,
             stages_w=STAGES, config=CFG)
     r.set_contact("0")
-    r.start()
-    try:
-        ready(r)
+    with running(r) as r:
         yield r
-    finally:
-        r.stop()
 
 
 def _stage3(rig):

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from rig import Rig
+from waiting import running
 
 pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
 
@@ -20,12 +21,8 @@ RECOVERABLE = ("noise", "split")
 def rig(tmp_path_factory):
     r = Rig(tmp_path_factory.mktemp("faults"), speed=1, load="steps:1234,2345:20", han=None, sntp=(),
             config={"meter": {"timeout_ms": 300, "retries": 2, "poll_s": 1}})
-    r.start()
-    try:
-        r.fw.wait_for("meter read --json", lambda d: d.get("ok"), timeout=30)
+    with running(r, up=lambda r: r.fw.wait_for("meter read --json", lambda d: d.get("ok"), timeout=30)) as r:
         yield r
-    finally:
-        r.stop()
 
 
 def _served_clean(rig):

@@ -13,7 +13,7 @@ import pytest
 import pyocmf
 
 from rig import Rig
-from waiting import wait_until
+from waiting import running, wait_until
 
 pytestmark = pytest.mark.slow  # runs the firmware and the emulators as processes
 
@@ -24,12 +24,9 @@ SERIAL = "20261701"
 def rig(tmp_path_factory):
     r = Rig(tmp_path_factory.mktemp("ocmf"), speed=60, load="constant:400", han=None, sntp=("good",),
             config={"meter": {"poll_s": 1}, "cls_id": "CLS-OCMF-1"}, meter_serial=SERIAL)
-    r.start()
-    try:
-        r.fw.wait_for("status --json", lambda d: d.get("meter", {}).get("ok"), timeout=60)
+    with running(r, up=lambda r: r.fw.wait_for("status --json", lambda d: d.get("meter", {}).get("ok"),
+                                                timeout=60)) as r:
         yield r
-    finally:
-        r.stop()
 
 
 def tx_rows(rig):

@@ -22,7 +22,7 @@ import binascii
 import pytest
 
 from rig import Rig, day_start_ms, ROOT
-from waiting import relay, wait_delivered, wait_until
+from waiting import relay, running, wait_delivered, wait_until
 from verify_tx import read_journal
 
 pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
@@ -68,15 +68,10 @@ def check_fields(g):
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    r = Rig(tmp_path_factory.mktemp("e2e_taf16"), speed=SPEED,
-            start_ms=day_start_ms("2026-03-02") + 10 * 3600_000, load="constant:%d" % BASE_W,
-            element_w=ELEMENT_W, config=CFG)
-    r.start()
-    try:
-        ready(r)
+    with running(Rig(tmp_path_factory.mktemp("e2e_taf16"), speed=SPEED,
+                start_ms=day_start_ms("2026-03-02") + 10 * 3600_000, load="constant:%d" % BASE_W,
+                element_w=ELEMENT_W, config=CFG), up=ready) as r:
         yield r
-    finally:
-        r.stop()
 
 
 def served_before(log, t_ms, n=3):

@@ -1,5 +1,6 @@
 # Waiting for a condition in the end-to-end tests: poll with a generous
 # deadline, never assert on wall-clock speed (the machine may be loaded).
+import contextlib
 import time
 
 
@@ -43,3 +44,15 @@ def wait_delivered(rig, timeout=120):
     """Wait until the outbox has no TAF16 event pending; return its status."""
     return rig.fw.wait_for("events --json --last 1", lambda d: d["status"]["pending"] == 0, timeout=timeout,
                            interval=0.3)["status"]
+
+
+@contextlib.contextmanager
+def running(rig, up=ready):
+    """A started rig, once up(rig) has seen the firmware ready; stopped whatever happens.
+    A module fixture: `with running(Rig(...)) as r: yield r`."""
+    rig.start()
+    try:
+        up(rig)
+        yield rig
+    finally:
+        rig.stop()

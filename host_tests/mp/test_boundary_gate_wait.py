@@ -21,6 +21,8 @@ class Clock:
     def real_ms_for(self, ms):
         return ms
 
+    real_ms_at_speed = real_ms_for
+
     def ticks_ms(self):
         return time.ticks_ms()
 

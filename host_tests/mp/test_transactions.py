@@ -8,6 +8,8 @@ import os
 
 from scratch import fresh_dir
 
+from dicamm.platform import asyncio
+
 from dicamm.drivers import txstore
 from dicamm.drivers.journal import Journal
 from dicamm.proto import ocmf
@@ -56,6 +58,11 @@ def _service(name):
     return d, store, clock, m, svc, log, faults
 
 
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _switch(on, source, reason="", request_id=None):
     return {"kind": "switch", "new": on, "source": source, "reason": reason, "request_id": request_id}
 
@@ -91,7 +98,7 @@ def test_begin_on_flash_at_the_edge_and_end_signed_at_the_edge_reading():
     clock.t += 900000
     m.wh = 4000
     svc.on_transition(_switch(False, "default"))
-    assert svc.ended == 1 and store.open is None
+    assert svc.ended == 1 and store.open is None   # no boundary near: signed at the edge
     assert m.edge_reads == 2   # one reading per edge: the event's is the record's
     s = ocmf.summary(store.journal.last(1)[0][1])
     assert s["begin"]["reading_wh"] == 1000 and s["end"]["reading_wh"] == 4000, s
@@ -124,6 +131,82 @@ def test_power_cut_during_a_transaction_ends_it_with_p_at_the_last_noted_reading
     s = ocmf.summary(store2.journal.last(1)[0][1])
     assert s["end"]["reason"] == "P" and s["end"]["reading_wh"] == 1500 and s["end"]["time_ms"] == T0 + 900000, s
     assert store2.open is None
+
+
+class FakeGate:
+    # services/boundary_gate.BoundaryGate as the service sees it: closed for
+    # `closed_ms` real ms until the boundary is recorded (recorded()).
+    def __init__(self, closed_ms):
+        self.closed_ms = closed_ms
+        self.asked = []
+        self._recorded = asyncio.Event()
+
+    def closed_for(self, blocks_ms=None):
+        self.asked.append(blocks_ms)
+        return self.closed_ms
+
+    async def wait_clear(self, blocks_ms=None):
+        if self.closed_ms:
+            await self._recorded.wait()
+
+    def recorded(self):
+        self.closed_ms = 0
+        self._recorded.set()
+
+
+def test_a_stop_just_before_a_boundary_is_signed_after_its_reading():
+    # A window's end on a quarter hour: the stop's event and end are on flash
+    # at the edge, the signature (one piece, ~10 ms on the unix port: 15
+    # device s at 1440x) waits until the boundary's reading is recorded.
+    d, store, clock, m, _, log, _ = _service("gate")
+    gate = FakeGate(150)
+    svc = TransactionService(store, clock, m, None, log.append, lambda n, t=None: None, gate)
+
+    async def day():
+        signer = asyncio.create_task(svc.run())
+        svc.on_transition(_switch(True, "schedule", "window w1"))
+        clock.t += 60000
+        m.wh = 1300
+        svc.on_transition(_switch(False, "schedule", "schedule"))
+        assert gate.asked == [1000], gate.asked   # asked for as long as a signature may hold the loop
+        for _ in range(5):
+            await asyncio.sleep_ms(0)
+        assert svc.ended == 0 and store.ending()[0] == "E" and b'"end"' in _read(d + "/tx.open")
+        assert not store.journal.last(1)
+        gate.recorded()
+        for _ in range(50):
+            if svc.ended:
+                break
+            await asyncio.sleep_ms(1)
+        signer.cancel()
+    asyncio.run(day())
+    assert svc.ended == 1 and store.open is None
+    s = ocmf.summary(store.journal.last(1)[0][1])
+    assert s["end"]["reason"] == "E" and s["end"]["reading_wh"] == 1300 and s["end"]["time_ms"] == T0 + 60000, s
+
+
+def test_power_cut_after_a_stop_before_its_signature_ends_it_with_the_stop():
+    # The stop's reading, reason (safety: A) and event are on flash at the
+    # edge; a cut before the signer ran ends it with them, not with P, and
+    # raises no second event.
+    d, store, clock, m, _, _, _ = _service("cutstop")
+    svc = TransactionService(store, clock, m, None, lambda t: None, lambda n, t=None: None, FakeGate(150))
+    svc.on_transition(_switch(True, "backend", "setpoint"))
+    clock.t += 60000
+    m.wh = 1200
+    svc.on_transition(_switch(False, "safety", "overtemperature"))
+    clock.t += 5000
+    m.wh = 1300     # later readings do not move the decided end
+    svc.note_reading()
+    # power cut now
+    store2 = txstore.Transactions(Journal(d, "tx", 65536, 8192), KEY, GW, d + "/tx.open")
+    log2 = []
+    svc2 = TransactionService(store2, clock, m, None, log2.append, lambda n, t=None: None)
+    svc2.recover()
+    s = ocmf.summary(store2.journal.last(1)[0][1])
+    assert s["end"]["reason"] == "A" and s["end"]["reading_wh"] == 1200 and s["end"]["time_ms"] == T0 + 60000, s
+    assert store2.open is None and svc2.ended == 1
+    assert not [ln for ln in log2 if ln.startswith("event ")], log2
 
 
 def test_meter_exchange_aborts_with_a_fault():

@@ -64,6 +64,12 @@ class Clock:
         real = self._real_ms()
         return max(0, sim.real_ms(sim.device_ms(real) + device_ms) - real)
 
+    def real_ms_at_speed(self, device_ms):
+        # The real ms device_ms last at the clock's speed, wherever the clock
+        # stands (real_ms_for asks from now: before the bench clock starts, or
+        # in its slow motion, that is longer). The shortest they can take.
+        return max(0, device_ms // self.speed)
+
     async def sleep_ms(self, device_ms):
         # At least device_ms of device time: a rule such as "15 s between two
         # requests" must hold on the fast bench clock too, where one real ms

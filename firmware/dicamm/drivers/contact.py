@@ -11,8 +11,6 @@
 # or no file is an input fault), or MissingInput (configured, but not on the board).
 import time
 
-_ticks_diff = getattr(time, "ticks_diff", lambda a, b: a - b)
-
 
 class PinContact:
     def __init__(self, pin, active_low=False):
@@ -69,6 +67,6 @@ class Contact:
                 self.bounces += 1
             self._cand = r
             self._since = real_ms
-        elif r != self.state and _ticks_diff(real_ms, self._since) >= self.debounce_ms:
+        elif r != self.state and time.ticks_diff(real_ms, self._since) >= self.debounce_ms:
             self.state = r
         return self.state

@@ -127,9 +127,11 @@ class Transactions:
     def begin(self, rd, meter, ident, uuid=None):
         # rd: reading(); meter: identity dict (vendor, model, serial, firmware);
         # ident: ocmf.identification(); uuid: the start event's. A begin while
-        # one is open ends the old one first as aborted (A) at its last reading.
+        # one is open ends the old one first: with its decided end if it has
+        # one (not signed yet), else aborted (A) at its last reading.
         if self.open is not None:
-            self.end(self.open["last"], "A", uuid)
+            if not self.finish():
+                self.end(self.open["last"], "A", uuid)
         self.open = {"pg": self.next_pg(), "meter": meter, "ident": list(ident), "begin": rd, "last": rd,
                      "uuid": uuid}
         self._noted_ms = rd["t"]
@@ -139,7 +141,7 @@ class Transactions:
     def note(self, rd, force=False):
         # The latest reading of an open transaction; written to flash at most
         # every note_every_ms (device time) to spare the flash.
-        if self.open is None:
+        if self.open is None or "end" in self.open:
             return
         self.open["last"] = rd
         if force or self._noted_ms is None or rd["t"] - self._noted_ms >= self.note_every_ms:
@@ -179,6 +181,30 @@ class Transactions:
             if v is not None:
                 return self._store(body, v)
 
+    def close(self, rd, reason="E", uuid=None):
+        # The end decided at the edge, signed by finish() now or later:
+        # reading, reason and the stop event's UUID go to flash now in one
+        # atomic write (no signature on the event loop at the edge), so that a
+        # power cut before the record is stored ends it with this end, not P.
+        # Returns the transaction's pg (None when none is open).
+        # The end reading is the last one (note() leaves it from now on): the
+        # file grows by reason and UUID only (a 96 KiB heap has no room to spare).
+        if self.open is None:
+            return None
+        self.open["last"] = rd
+        self.open["end"] = [reason, uuid]
+        self._save_open()
+        return self.open["pg"]
+
+    def ending(self):
+        # The decided end (reason, uuid) waiting for its signature, or None.
+        return self.open.get("end") if self.open is not None else None
+
+    def finish(self):
+        # Signs and stores a decided end now; its pg, or None when none waits.
+        e = self.ending()
+        return self.end(self.open["last"], e[0], e[1]) if e else None
+
     def last_record(self):
         # The newest stored OCMF string (tests, the console's export).
         got = self.journal.last(1)
@@ -192,7 +218,7 @@ class Transactions:
         if self.open is None:
             return None
         from dicamm.proto import p256
-        body, h = self._payload(rd, reason, uuid)
+        h = self._payload(rd, reason, uuid)[1]  # the ~1 KB payload is not kept while other tasks run
         open_pg = self.open["pg"]
         sig = None
         for v in p256.signing(self.key, None, h):
@@ -202,6 +228,9 @@ class Transactions:
                 sig = v
         if self.open is None or self.open["pg"] != open_pg:
             return None  # ended meanwhile by someone else
+        body, again = self._payload(rd, reason, uuid)  # made anew: the same bytes, so the same hash
+        if again != h:
+            raise ValueError("transaction %d changed while it was signed" % open_pg)
         return self._store(body, sig)
 
     def meter_exchanged(self, uuid=None):
@@ -210,16 +239,19 @@ class Transactions:
         # (exchanged) and EF "E" (energy not usable). Returns the record.
         if self.open is None:
             return None
+        if self.ending():
+            return self.finish()  # it had ended before the exchange was seen
         rd = dict(self.open["last"])
         rd["st"], rd["ef"] = "X", "E"
         return self.end(rd, "A", uuid)
 
     def recover(self, uuid=None):
         # At start: an open transaction left by a power cut ends with P at the
-        # last reading noted, with that reading's own time. Returns the record.
+        # last reading noted, with that reading's own time; one whose end was
+        # decided before the cut ends with that end. Returns the record's pg.
         if self.open is None:
             return None
-        return self.end(self.open["last"], "P", uuid)
+        return self.finish() or self.end(self.open["last"], "P", uuid)
 
     def list(self, last=10):
         return list(self.rows(last, True))

@@ -160,8 +160,10 @@ class App:
         else:
             self.fault("taf16", "not configured: set cls_id and han.url")
         from dicamm.services.transactions import TransactionService
-        self.tx_service = TransactionService(self.transactions, self.timekeeper, m, self.outbox, self.info, self.fault)
+        self.tx_service = TransactionService(self.transactions, self.timekeeper, m, self.outbox, self.info, self.fault,
+                                             self.boundary_gate())
         self.tx_service.start()
+        self.start("tx signer", self.tx_service.run)
 
     def on_transition(self, ev):
         # The controller's edges; without the transactions service (its start

@@ -47,7 +47,10 @@ class BoundaryGate:
         self.clock = clock
         self._now = now_ms
         self.hold_ms = hold_ms
-        self.lead_ms = min(_LEAD_MS, clock.real_ms_for(period_ms // _LEAD_SHARE))
+        # at the clock's speed, not from now: a gate made before the bench clock
+        # started got a lead longer than the period (650 real ms at 2880x) and
+        # stayed closed for the longest steps all day (MQTT never connected)
+        self.lead_ms = min(_LEAD_MS, clock.real_ms_at_speed(period_ms // _LEAD_SHARE))
         self.boundary_ms = None
         self.waits = 0          # steps that had to wait (status, tests)
         self._passed = asyncio.Event()

@@ -33,7 +33,6 @@ from dicamm.services.gridsignal import GridSignal
 _TICK_MS = const(1000)
 _FEEDBACK_SETTLE_MS = const(2000)
 
-_ticks_diff = getattr(time, "ticks_diff", lambda a, b: a - b)
 
 # relay.* settings and their defaults
 DEFAULTS = {
@@ -132,7 +131,7 @@ class Controller:
     def now_ms(self):
         # Monotonic ms since the controller was created.
         t = self.clock.ticks_ms()
-        self._mono += _ticks_diff(t, self._ticks)
+        self._mono += time.ticks_diff(t, self._ticks)
         self._ticks = t
         return self._mono
 
@@ -274,7 +273,7 @@ class Controller:
         if self._applied is None or reading is None or reading.get("power_w") is None:
             return
         if asked_ticks is not None:
-            asked = self.now_ms() - _ticks_diff(self.clock.ticks_ms(), asked_ticks)
+            asked = self.now_ms() - time.ticks_diff(self.clock.ticks_ms(), asked_ticks)
             if asked < self._applied_ms:
                 return
         on, pw = self._applied

@@ -14,13 +14,6 @@ from dicamm.proto.gridlimit import GridLimit
 
 _POLL_MS = const(20)   # contact sampling, real ms: the debounce sees several samples of a bounce
 
-_ticks_ms = getattr(time, "ticks_ms", None)
-
-
-def _real_ms():
-    return _ticks_ms() if _ticks_ms else int(time.time() * 1000)
-
-
 class GridSignal:
     def __init__(self, settings, arbiter, contact=None, store=None):
         # settings: the controller's (failsafe_w, failsafe_s, heartbeat_s, contact_w).
@@ -68,7 +61,7 @@ class GridSignal:
     def read_contact(self):
         if self.contact is None:
             return None
-        s = self.contact.read(_real_ms())
+        s = self.contact.read(time.ticks_ms())
         self.contact_state = "lost" if s is None else ("signals" if s else "idle")
         return s
 
