@@ -15,6 +15,7 @@ PY = sys.executable
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import campaign  # noqa: E402
+from dicamm.proto.simtime import SimTime  # noqa: E402
 
 pytestmark = pytest.mark.slow  # runs the firmware or emulators as processes
 
@@ -204,6 +205,9 @@ def test_device_events_names_the_ones_the_outbox_dropped():
 
 B = 1_800_000_000  # a boundary, s
 METER = {"timeout_ms": 300, "retries": 2, "delay_ms": 1500}  # 432 s deadline at 1440x
+LINEAR = SimTime(SPEED, 0, 0)
+# the campaign's slow motion: 100x from 0.5 s before to 9.5 s after each boundary
+SLOW = SimTime(SPEED, B * 1000 - 3_600_000, 0, 100, 500, 9500)
 
 
 def _read(ds, fault=None):
@@ -235,7 +239,7 @@ def test_late_gap_stretches(case):
     _, log, acts, want = case
     reads = [_read(ds, f) for ds, f in log]
     actions = [((B + ds) * 1000, what, arg) for ds, what, arg in acts]
-    r = campaign.qh_lateness([LATE], reads, actions, [], SPEED, METER)
+    r = campaign.qh_lateness([LATE], reads, actions, [], LINEAR, METER)
     assert r["late_gaps"] == 1 and r["late_values"] == 0
     faulted = bool(want)
     assert r["late"]["gaps"] == {"faulted": int(faulted), "fault_free": int(not faulted)}, r
@@ -244,12 +248,31 @@ def test_late_gap_stretches(case):
     assert len(r["fault_free_late_gaps"]) == int(not faulted)
 
 
+def test_stretches_in_slow_motion_use_the_runs_clock():
+    # The campaign runs slow motion around each boundary; a real-time span there
+    # covers fewer device ms: 300 real ms from B are the 95 ms of the window's
+    # 9.5 s (100x) and 205 ms at 1440x (295.2 s), not 432 s.
+    start = B * 1000
+    slow_span = campaign.device_after(SLOW, start, 300) - start
+    assert 9500 + 204 * SPEED <= slow_span <= 9500 + 206 * SPEED, slow_span   # 1 real ms of rounding
+    assert campaign.device_after(LINEAR, start, 300) - start == 301 * SPEED
+    # A delay fault's answer 1500 real ms after a request 2200 s before B: at speed
+    # it lands at B - 40 s, on the transaction of B - 100 s, which then waits out
+    # its deadline (a bus stretch); the slow motion of the boundary between them
+    # (100 real ms for 10 device s) makes it land at about B - 174 s, before that
+    # transaction: nothing held.
+    reads = [_read(-2200, "delay"), _read(-100), _read(340)]
+    for sim, want in ((LINEAR, 1), (SLOW, 0)):
+        r = campaign.qh_lateness([LATE], reads, [], [], sim, METER)
+        assert r["stretches"]["by_cause"]["bus"] == want, (sim.slow, r)
+
+
 def test_late_values_and_taf16_posts_are_reported_apart():
     qh = [{"boundary": B, "gap": "missed (late)"}, {"boundary": B + 900, "import_wh": 1, "delay_ms": 12000},
           {"boundary": B + 1800, "import_wh": 2, "delay_ms": 3000}, {"boundary": B + 2700, "gap": "device off"}]
     gw = [{"text": "stop by default: no request", "timestamp": B - 20, "time": B + 70},
           {"text": "window w1 start", "timestamp": B - 900, "time": B - 890}]
-    r = campaign.qh_lateness(qh, [], [], gw, SPEED, METER)
+    r = campaign.qh_lateness(qh, [], [], gw, LINEAR, METER)
     assert (r["late_gaps"], r["late_values"]) == (1, 1)
     assert r["late"] == {"values": {"faulted": 0, "fault_free": 1}, "gaps": {"faulted": 0, "fault_free": 1}}
     g, = r["fault_free_late_gaps"]

@@ -36,6 +36,9 @@ sys.path.insert(0, HERE)
 
 from rig import Rig, day_start_ms  # noqa: E402
 
+_BEFORE_DAY_MS = 30 * 60_000   # device time the run starts before the UTC day
+_READY_S = 20                  # real s for the device to read the meter and sync its time
+
 try:
     from zoneinfo import ZoneInfo
     BERLIN = ZoneInfo("Europe/Berlin")
@@ -87,6 +90,20 @@ def limit_words(rs):
     return "%s changes nothing: %s" % (head, (rs["sources"]["dso"]["why_not"] or "").split("; ")[-1])
 
 
+def wait_ready(fw, timeout=_READY_S):
+    # status --json once the meter is read and legal time is synchronised, else None
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            st = fw.json("status --json", timeout=10)
+        except (AssertionError, TimeoutError, RuntimeError):
+            st = {}
+        if st.get("meter", {}).get("ok") and st.get("time", {}).get("status") == "S":
+            return st
+        time.sleep(0.02)
+    return None
+
+
 def wait_relay(fw, done, timeout=10.0):
     # relay --json once done(it) holds, or None after timeout real seconds
     end = time.monotonic() + timeout
@@ -125,7 +142,10 @@ def main(argv=None):
     if os.path.isdir(a.workdir):
         shutil.rmtree(a.workdir)
     mqtt = not a.no_mqtt and (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto"))
-    start_ms = day_ms - 120_000
+    # The device starts half an hour before the day (at 1440x 1.25 real s, beside the
+    # rig's 1.5 s lead), so that it reads the meter and has legal time before 00:00:
+    # with 2 minutes the first boundary was once a gap on a loaded host.
+    start_ms = day_ms - _BEFORE_DAY_MS
     end_ms = day_ms + int(a.hours * 3_600_000) + 60_000
     from simclock import parse_slow
     slow = parse_slow(a.slow)
@@ -149,6 +169,17 @@ def main(argv=None):
                   % (rig.broker.port, rig.broker.port))
             print("  and command it: .venv/bin/python tools/broker.py pub --port %d dicamm/dicamm-bench/cmd/relay "
                   "'{\"id\":\"1\",\"mode\":\"on\",\"minutes\":30}'" % rig.broker.port)
+        up = wait_ready(fw)
+        t_up = rig.device_now_ms()
+        if up is None:
+            print("!!! the device has no meter reading and legal time (S) after %d real s: %s" % (
+                _READY_S, "; ".join(fw.stderr[-5:]) or "see its log"))
+        elif t_up >= day_ms:
+            print("!!! the device was ready only at %s, after the day began: its first quarter hours "
+                  "may be gaps (a slow host, not a device fault)" % local(t_up))
+        else:
+            print("device up: meter read, legal time synchronised (S), %d device min before the day"
+                  % ((day_ms - t_up) // 60_000))
         wins = windows_for(day_ms)
         fw.command("schedule set '%s'" % json.dumps(wins))
         print("schedule: " + ", ".join("%s %s-%s UTC" % (w["id"], utc(w["start"] * 1000), utc(w["end"] * 1000))

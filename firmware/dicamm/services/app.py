@@ -91,7 +91,8 @@ class App:
     async def main(self):
         from dicamm.console.cli import Console
         self.console = Console(self)
-        self.register_extras()
+        from dicamm.console import table
+        table.preload(self.info, self.fault)  # the console's groups, once; a missing one: the "console" fault
         self.info("DICAMM %s starting on board %s" % (VERSION, self.board.get("name")))
         from dicamm.services import failsoft  # optional parts: a fault each, never a dead device
         if self.board.get("chip") is not None:
@@ -115,11 +116,6 @@ class App:
     def _start_network(self):
         from dicamm.drivers.netif import keep_up
         self.start("network", lambda: keep_up(self))
-
-    def register_extras(self):
-        # The console's groups, loaded once now; a missing one is the "console" fault.
-        from dicamm.console import table
-        table.preload(self.info, self.fault)
 
     def start_extras(self):
         # The gateway link (TAF16) and MQTT are optional for metering: each
@@ -160,14 +156,13 @@ class App:
         else:
             self.fault("taf16", "not configured: set cls_id and han.url")
         from dicamm.services.transactions import TransactionService
-        self.tx_service = TransactionService(self.transactions, self.timekeeper, m, self.outbox, self.info, self.fault,
-                                             self.boundary_gate())
-        self.tx_service.start()
-        self.start("tx signer", self.tx_service.run)
+        svc = self.tx_service = TransactionService(self.transactions, self.timekeeper, m, self.outbox, self.info,
+                                                   self.fault, self.boundary_gate())
+        svc.start()
+        self.start("tx signer", svc.run)
 
     def on_transition(self, ev):
-        # The controller's edges; without the transactions service (its start
-        # failed soft) switching goes on unrecorded, and the taf16 fault says why.
+        # The controller's edges; without the transactions service switching goes on unrecorded (taf16 fault).
         if self.tx_service is not None:
             self.tx_service.on_transition(ev)
 
