@@ -36,11 +36,15 @@ class RegisterMaster:
 
 
 class Clock:
-    def __init__(self):
+    def __init__(self, speed=1):
         self.t = 0
+        self.speed = speed
 
     def ticks_ms(self):
         return self.t
+
+    def device_ms_at_speed(self, real_ms):
+        return real_ms * self.speed
 
 
 class TimeKeeper:
@@ -133,6 +137,24 @@ def test_edge_reading_keeps_its_own_time_and_is_marked_when_stale():
     assert (rd["t"], rd["st"], rd["ef"]) == (t, "T", "E") and rd["age_ms"] == 61000
     rd = asyncio.run(m.fresh_reading())  # a fresh read: current again
     assert rd["st"] == "G" and rd["t"] == t + 61000
+
+
+# (speed, age device ms, stale): poll_s 1; three polls, 2 s and 250 real ms of bus and loop
+STALE_CASES = [(1, 5250, False), (1, 5251, True), (60, 20000, False), (60, 20001, True),
+               (1440, 365000, False), (1440, 365001, True)]
+
+
+def test_stale_limit_counts_the_bus_share_in_real_time():
+    # On a board the limit is 5.25 s; at the bench's 1440x the bus's 250 real ms
+    # are 360 device s: a poll on the wire (10 real ms = 14 device s) or the load
+    # profile's hold before a boundary no longer makes every edge reading stale.
+    for speed, age, stale in STALE_CASES:
+        m, clock = make(sdm630())
+        clock.speed = speed
+        asyncio.run(m.read_now())
+        clock.t += age
+        rd = m.edge_reading()
+        assert (rd["st"], rd["ef"]) == (("T", "E") if stale else ("G", "")), (speed, age, rd)
 
 
 def test_a_nan_kept_by_older_firmware_reads_as_a_gap():

@@ -70,6 +70,10 @@ class Clock:
         # in its slow motion, that is longer). The shortest they can take.
         return max(0, device_ms // self.speed)
 
+    def device_ms_at_speed(self, real_ms):
+        # The device ms real_ms of real time cover at the clock's speed.
+        return real_ms * self.speed
+
     async def sleep_ms(self, device_ms):
         # At least device_ms of device time: a rule such as "15 s between two
         # requests" must hold on the fast bench clock too, where one real ms

@@ -119,7 +119,8 @@ class Transactions:
         if self.open is None:
             fsutil.remove(self.open_path)
             return
-        fsutil.write_atomic(self.open_path, json.dumps(self.open).encode())
+        o = self.open
+        fsutil.write_atomic(self.open_path, lambda f: json.dump(o, f))  # no copy of its text in the heap
 
     def next_pg(self):
         return self._last_pg + 1
