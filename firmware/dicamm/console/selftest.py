@@ -46,12 +46,7 @@ async def check_meter(app):
 
 async def check_time(app):
     tk = app.timekeeper
-    if tk.status() != "S":
-        try:
-            await tk.sync_once()
-        except Exception as e:
-            tk.last_error = repr(e)
-    d = tk.info()
+    d = tk.info() if tk.status() == "S" else await tk.sync_now()
     if d["status"] == "S":
         return _res("time", "PASS", "synchronised with %s, offset %s ms%s" % (
             d.get("source"), d.get("offset_ms"), " (one source only)" if d.get("single_source") else ""))

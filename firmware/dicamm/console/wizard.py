@@ -151,12 +151,7 @@ class Wizard:
         await self.field("time.servers", "NTP servers host[:port], comma separated")
         while True:
             self.say("synchronising ...")
-            tk = self.app.timekeeper
-            try:
-                await tk.sync_once()
-            except Exception as e:
-                tk.last_error = repr(e)
-            d = tk.info()
+            d = await self.app.timekeeper.sync_now()
             if d["status"] == "S":
                 self.say("time synchronised with %s, offset %s ms" % (d.get("source"), d.get("offset_ms")))
                 return

@@ -225,6 +225,15 @@ class TimeKeeper:
         self.servers[label] = r
         return best
 
+    async def sync_now(self):
+        # One sync asked for at the console (selftest, setup); its error is
+        # kept in last_error. Returns info().
+        try:
+            await self.sync_once()
+        except Exception as e:
+            self.last_error = repr(e)
+        return self.info()
+
     async def sync_once(self):
         # Ask every source that is due, vote, step the clock. -> True if the clock was set.
         cands = []
