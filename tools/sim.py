@@ -92,16 +92,11 @@ def limit_words(rs):
 
 def wait_ready(fw, timeout=_READY_S):
     # status --json once the meter is read and legal time is synchronised, else None
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            st = fw.json("status --json", timeout=10)
-        except (AssertionError, TimeoutError, RuntimeError):
-            st = {}
-        if st.get("meter", {}).get("ok") and st.get("time", {}).get("status") == "S":
-            return st
-        time.sleep(0.02)
-    return None
+    try:
+        return fw.wait_for("status --json", lambda st: st.get("meter", {}).get("ok")
+                           and st.get("time", {}).get("status") == "S", timeout, 0.02)
+    except AssertionError:
+        return None
 
 
 def wait_relay(fw, done, timeout=10.0):

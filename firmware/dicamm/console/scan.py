@@ -70,7 +70,7 @@ class Bus:
         m = self.m
         if m is None:
             return
-        if time.ticks_diff(time.ticks_ms(), self._last_poll) < max(m.poll_ms // self.app.clock.speed, 200):
+        if time.ticks_diff(time.ticks_ms(), self._last_poll) < max(self.app.clock.real_ms_at_speed(m.poll_ms), 200):
             return
         cfg = self.app.config
         m.master.port = self.use(cfg.get("meter.baud"), cfg.get("meter.parity"))

@@ -60,7 +60,7 @@ class Clock:
         if sim is None:
             return device_ms
         if not sim.slow:
-            return max(0, device_ms // self.speed)
+            return self.real_ms_at_speed(device_ms)
         real = self._real_ms()
         return max(0, sim.real_ms(sim.device_ms(real) + device_ms) - real)
 

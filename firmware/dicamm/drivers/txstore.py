@@ -219,7 +219,7 @@ class Transactions:
         if self.open is None:
             return None
         from dicamm.proto import p256
-        h = self._payload(rd, reason, uuid)[1]  # the ~1 KB payload is not kept while other tasks run
+        body, h = self._payload(rd, reason, uuid)
         open_pg = self.open["pg"]
         sig = None
         for v in p256.signing(self.key, None, h):
@@ -229,9 +229,6 @@ class Transactions:
                 sig = v
         if self.open is None or self.open["pg"] != open_pg:
             return None  # ended meanwhile by someone else
-        body, again = self._payload(rd, reason, uuid)  # made anew: the same bytes, so the same hash
-        if again != h:
-            raise ValueError("transaction %d changed while it was signed" % open_pg)
         return self._store(body, sig)
 
     def meter_exchanged(self, uuid=None):
