@@ -174,6 +174,8 @@ def test_mem_shows_heap_and_block_map(bench):
     text = "\n".join(out)
     # MicroPython's own dump: totals, then the block map (h/=/. and type letters)
     assert "GC: total:" in text and "GC memory layout" in text, text[:400]
+    # and the interned names, which are never freed (a count that grows with uptime is a leak)
+    assert re.search(r"qstr pool: n_pool=\d+, n_qstr=\d+", text), text[-400:]
     rows = [ln for ln in out if re.match(r"^[0-9a-f]{8}: [A-Za-z=.]+$", ln)]
     assert rows and any("=" in r and "." in r for r in rows), out[:12]
     assert fw.command("echo alive") == ["alive"]

@@ -47,10 +47,12 @@ def cmd_mem(con, args):
     if args.flags.get("map"):
         # Block by block (T tuple, L list, D dict, S str, A bytearray, B function,
         # h other, = rest of a block, . free): where the holes of a fragmented
-        # heap are and what lies between them. Printed by MicroPython itself.
+        # heap are and what lies between them; then the interned names (never
+        # freed: a count growing with uptime is a leak). Printed by MicroPython itself.
         import micropython
         gc.collect()
         micropython.mem_info(1)
+        micropython.qstr_info()
         return
     d = mem_dict()
     con.emit(args, d, lambda d: con.write("heap %d of %d bytes used (%d free); high-water %d over %d samples" % (
