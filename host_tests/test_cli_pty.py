@@ -13,6 +13,7 @@ import time
 import pytest
 
 from conftest import MICROPYTHON, ROOT
+from fwproc import PY_HEAP
 
 MAIN = os.path.join(ROOT, "firmware", "main.py")
 PROMPT = "dicamm> "
@@ -24,7 +25,7 @@ class PtyFirmware:
     """The firmware with its console on a pty; output collected by a thread
     (so the firmware never blocks on a full pty), searched with expect()."""
 
-    def __init__(self, root, clock=None, heap="512k"):
+    def __init__(self, root, clock=None, heap=PY_HEAP):
         self.root = str(root)
         os.makedirs(self.root, exist_ok=True)
         self.clock = clock

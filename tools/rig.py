@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from fwproc import Firmware  # noqa: E402
+from fwproc import PY_HEAP, Firmware  # noqa: E402
 from simclock import SimClock  # noqa: E402
 
 PY = sys.executable
@@ -79,7 +79,7 @@ _PKI_LOCK = threading.Lock()
 class Rig:
     def __init__(self, workdir, speed=1, start_ms=None, meters=("1:sdm630",), load="day",
                  element_w=3000, element_broken=False, wire_timing=False, meter_faults=(),
-                 sntp=("good", "good", "good"), han="tls", mqtt=False, heap="512k",
+                 sntp=("good", "good", "good"), han="tls", mqtt=False, heap=PY_HEAP,
                  config=None, import_wh=1_000_000, seed=1, lead_ms=1500, slow=None, meter_serial=None,
                  stages_w=None):
         self.workdir = os.path.abspath(str(workdir))
