@@ -41,6 +41,9 @@ class FakeClock:
     def real_ms_for(self, device_ms):
         return device_ms  # a board's clock: device time is real time
 
+    def device_ms_at_speed(self, real_ms):
+        return real_ms
+
     def resolution_ms(self):
         return 0  # exact ticks: the tests' bounds are the round trips' alone
 
@@ -432,6 +435,33 @@ def test_run_retries_fast_when_unsynced_and_survives_errors():
         pass
     assert clock.sleeps == [30 * S, 30 * S]
     assert "boom" in tk.last_error
+
+
+def test_run_improves_a_poor_sync_soon():
+    # A sync over a 3 s round trip (a busy start-up) leaves +-1.5 s, which the load
+    # profile would wait out before every boundary read: asked again at the retry
+    # interval, not after the hour; a good answer then restores the hourly cadence.
+    clock, net, tk = make({"a": [(0, 3000)] * 4 + [(0, 3000), (0, 10)]}, servers=("a",), resync_s=1800,
+                          retry_s=30, max_delay_ms=5000)
+    clock.stop_after = 3
+    try:
+        asyncio.run(tk.run())
+    except StopLoop:
+        pass
+    assert clock.sleeps == [30 * S, 30 * S, 1800 * S], clock.sleeps
+    assert tk.syncs == 3 and tk.error_bound_ms() <= 5 and not tk.poor_sync()
+
+
+def test_a_poor_sync_is_judged_at_the_clocks_speed():
+    # On the bench clock at 1440x a real ms of loop latency is 1.44 device s: the
+    # bar is 3 real ms (4.32 device s), else every sync would count as poor there.
+    clock, net, tk = make({"a": [(0, 3000)]}, servers=("a",), max_delay_ms=5000)
+    clock.device_ms_at_speed = lambda ms: ms * 1440
+    assert sync(tk) and tk.sync_error_ms == 1500 and not tk.poor_sync()
+    tk.sync_error_ms = 4321
+    assert tk.poor_sync()
+    tk.sync_error_ms = None       # never synced: nothing to improve, the retry cadence anyway
+    assert not tk.poor_sync()
 
 
 def test_run_resyncs_before_s_expires():
