@@ -7,6 +7,7 @@ import asyncio
 from dicamm.errors import LinkError
 from dicamm.proto.sntp_packet import SntpReject
 from dicamm.proto.time_vote import narrow, parse_hostport
+from dicamm.proto.ntp_poll import poor_sync
 from dicamm.services.timekeeper import TimeKeeper
 
 TRUE0 = 1767225600000  # true UTC at tick 0
@@ -450,6 +451,21 @@ def test_run_improves_a_poor_sync_soon():
         pass
     assert clock.sleeps == [30 * S, 30 * S, 1800 * S], clock.sleeps
     assert tk.syncs == 3 and tk.error_bound_ms() <= 5 and not tk.poor_sync()
+
+
+POOR = [
+    # (error ms, POOR_SYNC_REAL_MS in device ms) -> improve soon?
+    ((None, 3), False),     # never synced: the retry cadence anyway
+    ((1000, 3), False),     # 1 s of the 9 s: kept
+    ((1001, 3), True),
+    ((4320, 4320), False),  # 1440x: 3 real ms of loop latency are 4.32 device s
+    ((4321, 4320), True),
+]
+
+
+def test_poor_sync_table():
+    for args, want in POOR:
+        assert poor_sync(*args) is want, (args, want)
 
 
 def test_a_poor_sync_is_judged_at_the_clocks_speed():

@@ -29,7 +29,7 @@ from micropython import const
 
 from dicamm import platform
 from dicamm.errors import ConfigError, LinkError
-from dicamm.proto.ntp_poll import BURST_GAP_MS, Peer
+from dicamm.proto.ntp_poll import BURST_GAP_MS, POOR_SYNC_REAL_MS, Peer, poor_sync
 from dicamm.proto.time_vote import AGREE_MIN_MS, narrow, parse_hostport, vote
 
 # PTB's two sites (Braunschweig: ptbtime1-3, Berlin: ptbtime4)
@@ -37,13 +37,6 @@ DEFAULT_SERVERS = ("ptbtime1.ptb.de", "ptbtime2.ptb.de", "ptbtime3.ptb.de", "ptb
 _DEFAULT_PPM = const(50)
 _MAX_WAIT_MS = const(3600000)  # run() looks at the age at least this often
 _FAILS_PER_SOURCE = const(2)  # end a burst after this many failed samples
-# The load profile waits out legal time's error bound before each boundary read
-# (up to half the legal 9 s): a sync that left more than _POOR_SYNC_MS of error
-# (a round trip stretched by a busy start-up or network) is improved at the retry
-# interval, not kept for the hour. On the fast bench clock a real ms of loop
-# latency is `speed` device ms, so the bar is at least _POOR_SYNC_REAL_MS of that.
-_POOR_SYNC_MS = const(1000)
-_POOR_SYNC_REAL_MS = const(3)
 
 
 class TimeKeeper:
@@ -338,8 +331,7 @@ class TimeKeeper:
 
     def poor_sync(self):
         # True while S rests on a sync whose error is worth improving soon.
-        err = self.sync_error_ms
-        return err is not None and err > max(_POOR_SYNC_MS, self.clock.device_ms_at_speed(_POOR_SYNC_REAL_MS))
+        return poor_sync(self.sync_error_ms, self.clock.device_ms_at_speed(POOR_SYNC_REAL_MS))
 
     def steps_since(self, unix_ms):
         # True if the clock was stepped (by more than 0.5 s) at or after unix_ms.
@@ -359,9 +351,8 @@ class TimeKeeper:
 
     # --- task ---------------------------------------------------------------
     async def run(self):
-        # Resync every time.resync_s while S (and before S would expire),
-        # every time.retry_s otherwise or while the last sync was poor.
-        # Device time, via the clock.
+        # Resync every time.resync_s while S (and before S would expire), every
+        # time.retry_s otherwise or after a poor sync. Device time, via the clock.
         while True:
             try:
                 await self.sync_once()
