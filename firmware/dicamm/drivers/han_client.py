@@ -26,6 +26,7 @@ from micropython import const
 
 from dicamm.errors import DicammError, LinkError
 from dicamm.platform import asyncio
+from dicamm.drivers.tls_stream import open_tls
 from dicamm.proto import pem
 from dicamm.proto.han_wire import HAN_SUITES, answer_size, check_session, parse_answer, parse_url, persistence, request
 from dicamm.proto.han_wire import body, tls_message  # noqa: F401 (API)
@@ -146,7 +147,7 @@ class HanClient:
         c, self._conn = self._conn, None
         if c is not None:
             try:
-                c[1].close()
+                c[1].s.close()  # the socket: asyncio's Stream.close() does nothing
             except Exception:
                 pass
 
@@ -157,7 +158,8 @@ class HanClient:
             self.close()
             return None
         p = select.poll()
-        p.register(self._conn[1].s, select.POLLIN)
+        w = self._conn[1]
+        p.register(getattr(w, "raw", w.s), select.POLLIN)  # the descriptor (drivers/tls_stream.py)
         if p.poll(0):
             self.stale += 1
             self.close()
@@ -171,8 +173,7 @@ class HanClient:
         try:
             if ctx is None:
                 return await asyncio.open_connection(self.host, self.port)
-            return await asyncio.open_connection(self.host, self.port, ssl=ctx,
-                                                 server_hostname=self.server_hostname)
+            return await open_tls(self.host, self.port, ctx, self.server_hostname)
         except ValueError as e:
             raise LinkError(tls_message(e))
         except OSError as e:
@@ -239,7 +240,7 @@ class HanClient:
         c, self._live = self._live, None
         if c is not None:
             try:
-                c[1].close()
+                c[1].s.close()  # the socket: asyncio's Stream.close() does nothing
             except Exception:
                 pass
 
