@@ -11,8 +11,8 @@ The firmware runs on the MicroPython unix port against the emulators (tools/rig.
   2. the heap: days at a higher speed (no wire timing, slow motion around each boundary)
      bisected over `-X heapsize` for the smallest heap in which the day passes: no
      MemoryError, every quarter hour of the day a value read within the legal 9 s (a late
-     gap is no pass; each run says why it failed: memory, late, values, console), the
-     console still answers. Frozen32 first (`heap_min_kib_frozen32`, the headline
+     gap is no pass; each run says why it failed: memory, boot (never read the meter),
+     late, values, console), the console still answers. Frozen32 first (`heap_min_kib_frozen32`, the headline
      `heap_min_kib`): the 32-bit unix port with the firmware frozen in, as on an ESP32
      without PSRAM (`make setup` builds build/frozen-unix32/micropython; `make bench`
      passes it); with --frozen-micropython the same on 64 bits, with
@@ -198,6 +198,8 @@ def run_day(workdir, speed, heap="512k", form="py", micropython=None, wire_timin
                 break
             time.sleep(0.02)
         out["boot_to_first_reading_ms"] = boot_ms
+        if boot_ms is None:  # no day to follow (a heap far too small: every task restarting)
+            raise TimeoutError("no meter reading within 60 s of the start")
         if windows:
             ans = fw.command("schedule set '%s'" % json.dumps(windows_for(day0, windows, 45 if hours >= 12 else 20, hours), separators=(",", ":")))
             out["schedule_answer"] = ans
@@ -439,7 +441,12 @@ def bisect_heap(work, form, micropython, speed, lo_k, hi_k, step_k, hours, log, 
                          "why": "rig", "rig_error": "%s: %s" % (type(e).__name__, e)})
             return False
         mem = d["memory_errors"]
-        why = None if d["passes"] else ("memory" if mem else "late" if d["qh_late_gaps"] else
+        # "late" only when late gaps are the one fault (the host, not the heap: tried again);
+        # a day that never read the meter is "boot"
+        only_late = d["qh_late_gaps"] and d["qh_values"] + d["qh_late_gaps"] == d["qh_boundaries"] \
+            and d["console_answers"]
+        why = None if d["passes"] else ("memory" if mem else "boot" if d.get("boot_to_first_reading_ms") is None
+                                       else "late" if only_late else
                                        "values" if d["qh_values"] < d["qh_boundaries"] or not d["qh_boundaries"]
                                        else "console" if not d["console_answers"] else "died")
         runs.append({"heap_kib": k, "passes": d["passes"], "values": d["qh_values"], "boundaries": d["qh_boundaries"],
