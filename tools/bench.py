@@ -211,9 +211,14 @@ def run_day(workdir, speed, heap="512k", form="py", micropython=None, wire_timin
         # times a real second is no load a board ever sees and made the heap and the
         # loop the bench's own. The storage counters are asked for at the two edges.
         while time.monotonic() < limit and fw.alive():
+            # half an hour of device time past the span without its last record: the
+            # day has failed (a firmware short of heap keeps running, its console quiet)
+            over = rig.device_now_ms() > end_ms + 2 * QH_MS
             try:
                 rows = fw.json("qh --json --last 1", timeout=20)["qh"]
             except (AssertionError, TimeoutError, KeyError):
+                if over:
+                    break
                 time.sleep(0.5)
                 continue
             lb = rows[-1]["boundary"] + (rows[-1].get("missed", 1) - 1) * QH_MS // 1000 if rows else None
@@ -231,14 +236,21 @@ def run_day(workdir, speed, heap="512k", form="py", micropython=None, wire_timin
                     snaps["b"] = (lb, storage)
                     out["t_day_end_wall"] = time.monotonic()
                     break
+            if over:
+                break
             time.sleep(min(1.0, max(0.05, 300.0 / speed)))
         out["alive"] = fw.alive()
         answers = {}
+        quiet = None
         for cmd in ("mem --json", "status --json", "tx --json --last 20"):
+            if quiet:  # one unanswered command is enough: the day fails either way
+                answers[cmd.split()[0]] = {"error": "not asked: " + quiet}
+                continue
             try:
                 answers[cmd.split()[0]] = fw.json(cmd, timeout=30)
             except Exception as e:  # noqa: BLE001 - an answer missing is a failed day
                 answers[cmd.split()[0]] = {"error": str(e)}
+                quiet = "%r got no answer" % cmd
         out["console_answers"] = all("error" not in a for a in answers.values())
         out["memory_errors"] = fw.memory_errors()[:3]
     except (OSError, RuntimeError, TimeoutError, AssertionError) as e:  # the firmware died
