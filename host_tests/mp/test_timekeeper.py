@@ -101,6 +101,16 @@ def sync(tk):
     return asyncio.run(tk.sync_once())
 
 
+def run_until_stopped(tk, clock, stop_after=None, stop_at=None):
+    # The run loop until the fake clock stops it: after stop_after long waits, or at tick stop_at.
+    clock.stop_after = stop_after
+    clock.stop_at = stop_at
+    try:
+        asyncio.run(tk.run())
+    except StopLoop:
+        pass
+
+
 def test_never_synced_is_unknown():
     clock, net, tk = make({})
     assert tk.status() == "U"
@@ -417,11 +427,7 @@ def test_silence_then_answers_burst_again():
 
 def test_run_resync_cadence():
     clock, net, tk = make({"a": [(0, 10)], "b": [(0, 10)], "c": [(0, 10)]}, resync_s=1800, retry_s=30)
-    clock.stop_after = 3
-    try:
-        asyncio.run(tk.run())
-    except StopLoop:
-        pass
+    run_until_stopped(tk, clock, stop_after=3)
     assert clock.sleeps == [1800 * S] * 3
     assert tk.syncs == 3
 
@@ -429,11 +435,7 @@ def test_run_resync_cadence():
 def test_run_retries_fast_when_unsynced_and_survives_errors():
     clock, net, tk = make({"a": [ValueError("boom")], "b": [LinkError("t")], "c": [LinkError("t")]},
                           resync_s=1800, retry_s=30)
-    clock.stop_after = 2
-    try:
-        asyncio.run(tk.run())
-    except StopLoop:
-        pass
+    run_until_stopped(tk, clock, stop_after=2)
     assert clock.sleeps == [30 * S, 30 * S]
     assert "boom" in tk.last_error
 
@@ -444,11 +446,7 @@ def test_run_improves_a_poor_sync_soon():
     # interval, not after the hour; a good answer then restores the hourly cadence.
     clock, net, tk = make({"a": [(0, 3000)] * 4 + [(0, 3000), (0, 10)]}, servers=("a",), resync_s=1800,
                           retry_s=30, max_delay_ms=5000)
-    clock.stop_after = 3
-    try:
-        asyncio.run(tk.run())
-    except StopLoop:
-        pass
+    run_until_stopped(tk, clock, stop_after=3)
     assert clock.sleeps == [30 * S, 30 * S, 1800 * S], clock.sleeps
     assert tk.syncs == 3 and tk.error_bound_ms() <= 5 and not tk.poor_sync()
 
@@ -483,11 +481,7 @@ def test_a_poor_sync_is_judged_at_the_clocks_speed():
 def test_run_resyncs_before_s_expires():
     # budget 100 ms / 50 ppm = 2000 s; resync 3600 s would let S lapse
     clock, net, tk = make({"a": [(0, 10)]}, servers=("a",), resync_s=3600, retry_s=60, max_drift_ms=100)
-    clock.stop_after = 1
-    try:
-        asyncio.run(tk.run())
-    except StopLoop:
-        pass
+    run_until_stopped(tk, clock, stop_after=1)
     assert clock.sleeps == [2000 * S]
 
 
@@ -568,11 +562,7 @@ def test_silent_servers_back_off_exponentially():
     # here from retry_s (30 s) doubling up to resync_s (1800 s), per server.
     clock, net, tk = make({"a": [LinkError("a: timeout")], "b": [LinkError("b: timeout")]}, servers=("a", "b"),
                           resync_s=1800, retry_s=30)
-    clock.stop_at = 6 * HOUR
-    try:
-        asyncio.run(tk.run())
-    except StopLoop:
-        pass
+    run_until_stopped(tk, clock, stop_at=6 * HOUR)
     for host in "ab":
         t = net.times[host]
         gaps = [(t[i + 1] - t[i]) // S for i in range(len(t) - 1)]

@@ -36,6 +36,16 @@ _REUSE_BLOCKS_MS = const(100)  # real ms a post on a kept connection holds the l
 _MARGIN_MS = const(1000)       # stop using a connection this long before the gateway's own idle timeout
 
 
+def _shut(conn):
+    # Closes a (reader, writer) connection, or nothing (None), on its socket:
+    # asyncio's Stream.close() does nothing.
+    if conn is not None:
+        try:
+            conn[1].s.close()
+        except Exception:
+            pass
+
+
 class _Stale(Exception):
     # A kept connection was closed before any answer byte: send again on a new one.
     pass
@@ -145,11 +155,7 @@ class HanClient:
 
     def close(self):
         c, self._conn = self._conn, None
-        if c is not None:
-            try:
-                c[1].s.close()  # the socket: asyncio's Stream.close() does nothing
-            except Exception:
-                pass
+        _shut(c)
 
     def _usable(self):
         # The kept connection, if it is not past its idle time and nothing has
@@ -238,11 +244,7 @@ class HanClient:
 
     def _drop_live(self):
         c, self._live = self._live, None
-        if c is not None:
-            try:
-                c[1].s.close()  # the socket: asyncio's Stream.close() does nothing
-            except Exception:
-                pass
+        _shut(c)
 
     async def post_event(self, event):
         # -> the gateway's record {"uuid","seq","reading_wh","time","meter_id"}.
