@@ -54,3 +54,9 @@ class CommandError(DicammError):
 class UsageError(DicammError):
     # A console line that does not parse or a command used the wrong way.
     pass
+
+
+class UpdateError(DicammError):
+    # A firmware release refused or a firmware update that failed: the text says
+    # which check (bad signature, wrong board, downgrade, sha256 mismatch, ...).
+    pass

@@ -196,6 +196,9 @@ def _key_probes(key):
                 ([1000] * (hi + 1), ",".join(["1000"] * (hi + 1)), False), ([2000, 1000], "2000,1000", False)]
     if kind == "digits":
         return [("1" * hi, "1" * hi, True), ("1" * (hi + 1), "1" * (hi + 1), False)]
+    if kind == "hex":
+        return [("Ab" * (hi // 2), "Ab" * (hi // 2), True), ("ab" * (hi // 2) + "a", "ab" * (hi // 2) + "a", False),
+                ("zz", "zz", False), ("abc", "abc", False)]
     return [("x" * hi, "x" * hi, hi > 0), ("x" * (hi + 1), "x" * (hi + 1), False)]
 
 

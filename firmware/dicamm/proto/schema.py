@@ -16,7 +16,7 @@ MINUTES = (1, 10080)       # an installer override: a minute .. a week
 TEXT = (1, 64)             # a TAF16 event text
 WINDOWS = (0, 48)          # schedule windows
 
-# kind: "int", "float", "bool", "str", "list" (of host[:port] strings), "digits",
+# kind: "int", "float", "bool", "str", "list" (of host[:port] strings), "digits", "hex" (bytes as hex),
 # "watts" (a list of rising powers in W, each within POWER_W).
 # lo/hi: range for int/float, length for str/digits, count for list; a tuple in
 # `hi` means "one of these values". secret: never shown, never exported masked.
@@ -101,6 +101,8 @@ SCHEMA = {
     "storage.outbox_max_bytes": ("int", 32768, 4096, 1048576, False),
     "storage.segment_bytes": ("int", 4096, 512, 65536, False),
     "log.level": ("str", "info", None, ("debug", "info", "warn", "error"), False),
+    # the release public key (hex of DER SubjectPublicKeyInfo, tools/release.py pubkey): set at commissioning
+    "update.pubkey": ("hex", "", 0, 182, False),
 }
 
 # Keys the backend may change over MQTT. Network, credentials, certificates,
@@ -200,6 +202,10 @@ def check(key, value, typed=False):
             raise ValueError
         elif kind == "digits" and value and not value.isdigit():
             raise ValueError
+        elif kind == "hex":
+            value = value.lower()
+            if len(value) % 2 or any(c not in "0123456789abcdef" for c in value):
+                raise ValueError
     except ValueError:
         raise ConfigError("%s: %r is not a valid %s" % (key, value, kind))
     if isinstance(hi, tuple):
@@ -221,7 +227,7 @@ def check(key, value, typed=False):
                 if not last < v <= POWER_W[1]:
                     raise ConfigError("%s: powers must rise, each 1..%d W" % (key, POWER_W[1]))
                 last = v
-    elif kind in ("str", "digits"):
+    elif kind in ("str", "digits", "hex"):
         if not lo <= len(value) <= hi:
             raise ConfigError("%s: length %d, allowed %d..%d" % (key, len(value), lo, hi))
         if kind == "digits" and value and len(value) < 4:
