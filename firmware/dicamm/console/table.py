@@ -10,8 +10,8 @@ from dicamm.proto import unload
 
 PACKAGE = "dicamm.console"
 # the groups cmdspec may name (host_tests/mp/test_cmdspec.py checks it)
-GROUPS = ("cli_core", "cli_admin", "cli_control", "cli_taf16", "cli_service", "cli_mqtt", "cli_mem")
-DROP = ("cli_admin", "cli_service", "cli_control", "cli_taf16", "cli_mqtt",
+GROUPS = ("cli_core", "cli_admin", "cli_control", "cli_taf16", "cli_service", "cli_mqtt", "cli_mem", "cli_update")
+DROP = ("cli_admin", "cli_service", "cli_control", "cli_taf16", "cli_mqtt", "cli_update",
         "wizard", "selftest", "scan", "relaytest")
 # Loaded once at start (app.py): cli_core and cli_mem stay; the others leave
 # again, but their names (qstrs, never freed) are interned while the heap is

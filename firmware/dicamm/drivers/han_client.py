@@ -28,7 +28,8 @@ from dicamm.errors import DicammError, LinkError
 from dicamm.platform import asyncio
 from dicamm.drivers.tls_stream import open_tls
 from dicamm.proto import pem
-from dicamm.proto.han_wire import HAN_SUITES, answer_size, check_session, parse_answer, parse_url, persistence, request
+from dicamm.proto.han_wire import HAN_SUITES, answer_size, check_session, parse_answer, persistence, request
+from dicamm.proto.http import parse_url
 from dicamm.proto.han_wire import body, tls_message  # noqa: F401 (API)
 
 _MAX_ANSWER = const(4096)

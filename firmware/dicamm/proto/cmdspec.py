@@ -96,6 +96,11 @@ COMMANDS = (
      "each step is checked live; the wizard saves the configuration and ends with selftest"),
     ("mqtt", "", "cli_mqtt", None, "c", (), (),
      "MQTT link: connected, broker, backlog per stream, last error [--json]"),
+    ("update", "", "cli_update", "install", "c", (), (),
+     "firmware update from a signed release: update [--json] | update install URL [--downgrade]\n"
+     "update install URL: the release's manifest.json (https; the server's CA in update.ca);\n"
+     "  checked against update.pubkey, this board and this version (older only with --downgrade),\n"
+     "  downloaded into update/stage while metering runs on; 'update' shows state, bytes, error"),
     ("mem", "", "cli_mem", None, "c", (), (),
      "heap use now and its high-water mark [--json | --map]"),
 )

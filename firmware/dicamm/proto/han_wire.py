@@ -8,6 +8,7 @@ import json
 from micropython import const
 
 from dicamm.errors import LinkError
+from dicamm.proto.http import headers, status
 
 _TEXT_MAX = const(64)
 # BSI TR-03116-3 chapter 5 ("TLS-Kommunikation im HAN"): TLS 1.2 (RFC 5246) with
@@ -23,25 +24,6 @@ HAN_TLS = "TLSv1.2"
 _VERIFY_CODES = (-0x2700, -0x7A00)
 _ALERT = const(-0x7780)
 _NO_COMMON = (-0x6E80, -0x6E00)
-
-
-def parse_url(url):
-    # "https://host:port/path" -> (scheme, host, port, path)
-    i = url.find("://")
-    if i < 0:
-        raise LinkError("bad HAN URL %r" % url)
-    scheme = url[:i]
-    rest = url[i + 3:]
-    j = rest.find("/")
-    hostport, path = (rest, "/") if j < 0 else (rest[:j], rest[j:])
-    if ":" in hostport:
-        host, port = hostport.rsplit(":", 1)
-        port = int(port)
-    else:
-        host, port = hostport, (443 if scheme == "https" else 80)
-    if scheme not in ("http", "https"):
-        raise LinkError("bad HAN URL scheme %r" % scheme)
-    return scheme, host, port, path
 
 
 def body(event):
@@ -64,16 +46,6 @@ def request(host, port, path, event, keep=False):
             % (path, host, port, len(b), "keep-alive" if keep else "close", b)).encode()
 
 
-def _headers(head):
-    # -> (status line words, {lower-case name: value}) of a response head.
-    lines = head.split(b"\r\n")
-    hs = {}
-    for h in lines[1:]:
-        k, _, v = h.partition(b":")
-        hs[k.strip().lower()] = v.strip()
-    return lines[0].split(), hs
-
-
 def answer_size(buf):
     # How many bytes of buf the answer takes: None while its head is still
     # incomplete, -1 when it has no Content-Length (it ends when the gateway
@@ -81,7 +53,7 @@ def answer_size(buf):
     i = buf.find(b"\r\n\r\n")
     if i < 0:
         return None
-    n = _headers(buf[:i])[1].get(b"content-length")
+    n = headers(buf[:i])[1].get(b"content-length")
     try:
         return i + 4 + int(n) if n is not None else -1
     except ValueError:
@@ -94,7 +66,7 @@ def persistence(raw):
     # not said). HTTP/1.1 is persistent unless "Connection: close" (RFC 9112
     # 9.3); without a Content-Length the end of the answer is the close.
     head = raw.partition(b"\r\n\r\n")[0]
-    line, hs = _headers(head)
+    line, hs = headers(head)
     if not line or line[0] != b"HTTP/1.1" or b"content-length" not in hs:
         return -1
     if b"close" in hs.get(b"connection", b"").lower():
@@ -111,15 +83,10 @@ def parse_answer(raw, uuid):
     head, sep, payload = raw.partition(b"\r\n\r\n")
     if not sep:
         raise LinkError("incomplete HTTP answer")
-    line, hs = _headers(head)
-    if len(line) < 2 or not line[0].startswith(b"HTTP/"):
-        raise LinkError("not an HTTP answer")
-    try:
-        status = int(line[1])
-    except ValueError:
-        raise LinkError("bad HTTP status line")
-    if status not in (200, 201):
-        raise LinkError("gateway answered HTTP %d" % status)
+    line, hs = headers(head)
+    code = status(line)
+    if code not in (200, 201):
+        raise LinkError("gateway answered HTTP %d" % code)
     if b"content-length" in hs:
         try:
             n = int(hs[b"content-length"])

@@ -103,6 +103,10 @@ SCHEMA = {
     "log.level": ("str", "info", None, ("debug", "info", "warn", "error"), False),
     # the release public key (hex of DER SubjectPublicKeyInfo, tools/release.py pubkey): set at commissioning
     "update.pubkey": ("hex", "", 0, 182, False),
+    "update.ca": ("str", "", 0, 64, False),            # the CA that signed the release server's certificate
+    "update.plain_http": ("bool", False, None, None, False),   # bench only, as han.plain_http
+    "update.timeout_ms": ("int", 10000, 1000, 60000, False),   # per connect, head and chunk
+    "update.keep_free_kib": ("int", 64, 0, 1 << 30, False),    # flash that stays free for the journals
 }
 
 # Keys the backend may change over MQTT. Network, credentials, certificates,

@@ -1,0 +1,158 @@
+# The firmware update's download (issue 19, item 2): a signed release is fetched
+# and checked into the staging area while metering, the load profile, relay
+# control and the outbox run on. One update at a time; every refusal and every
+# failure leaves the running firmware, the config, the journals and the
+# certificates as they were, and says why in `state`.
+#
+# Steps: manifest.json and manifest.sig from the release URL (the manifest's
+# folder holds files/<path>); proto/release.check (signature, board, version);
+# the free flash (every file's size plus update.keep_free_kib stays free for the
+# journals); each file downloaded chunk by chunk into update/stage/<path>,
+# its size and SHA-256 checked as the bytes arrive (drivers/http_fetch, a
+# deadline per chunk); last, the manifest and its signature beside them and the
+# state "staged". A stage without its manifest is an unfinished download: the
+# next update removes it. The switch to the staged release is the next step
+# of issue 19 and not built yet.
+import os
+
+from dicamm.errors import DicammError, UpdateError
+from dicamm.platform import asyncio
+from dicamm.drivers import fsutil, http_fetch
+from dicamm.proto import release
+
+STAGE = "update/stage"
+_SIG_MAX = 80          # a DER P-256 signature is at most 72 bytes
+
+_updater = []          # the one Updater of the running app
+
+
+def updater(app):
+    if not _updater:
+        _updater.append(Updater(app.config, app.path, app.board.get("name") or "unix", app.info))
+    return _updater[0]
+
+
+def _rmtree(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for n in names:
+        p = path + "/" + n
+        try:
+            os.remove(p)
+        except OSError:
+            _rmtree(p)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def free_bytes(path):
+    st = os.statvfs(path)
+    return st[0] * st[4]   # f_bsize * f_bavail (littlefs and the unix port report f_frsize == f_bsize)
+
+
+class Updater:
+    def __init__(self, cfg, path, board, info, current=None):
+        from dicamm import VERSION
+        self.cfg = cfg
+        self.path = path          # a name on the device -> its path
+        self.board = board
+        self.info = info
+        self.current = current or VERSION
+        self.state = {"state": "idle", "version": None, "bytes": 0, "total": 0, "file": None, "error": None}
+        self._task = None
+
+    def running(self):
+        return self.state["state"] in ("download", "check")
+
+    def start(self, url, allow_downgrade=False):
+        # Begins an update in the background; UpdateError at once if one runs.
+        if self.running():
+            raise UpdateError("busy: an update is running (%s)" % self.state["state"])
+        if not url.endswith("/manifest.json"):
+            raise UpdateError("the URL names a release's manifest.json")
+        self.state = {"state": "check", "version": None, "bytes": 0, "total": 0, "file": None, "error": None,
+                      "url": url}
+        self._task = asyncio.create_task(self._run(url, allow_downgrade))
+
+    async def _run(self, url, allow_downgrade):
+        try:
+            await self.install(url, allow_downgrade)
+        except (DicammError, OSError, ValueError) as e:
+            self._fail(str(e) or e.__class__.__name__)
+        except Exception as e:  # a bug must not leave the state "download" for ever
+            self._fail("internal error: %s: %s" % (e.__class__.__name__, e))
+
+    def _fail(self, why):
+        self.state["state"] = "failed"
+        self.state["error"] = why
+        self.info("update failed: %s" % why)
+
+    def _ctx(self):
+        import tls
+        ca = self.cfg.get("update.ca")
+        if not ca:
+            raise UpdateError("update.ca is not set: the release server cannot be verified")
+        from dicamm.drivers.han_client import read_der
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(read_der(self.path(ca)))
+        ctx.verify_mode = tls.CERT_REQUIRED
+        return ctx
+
+    async def _get(self, url, sink, max_bytes, ctx):
+        return await http_fetch.get(url, sink, ctx, bool(self.cfg.get("update.plain_http")),
+                                    int(self.cfg.get("update.timeout_ms")), max_bytes)
+
+    async def _small(self, url, max_bytes, ctx):
+        parts = []
+        await self._get(url, parts.append, max_bytes, ctx)
+        return b"".join(parts)
+
+    async def install(self, url, allow_downgrade=False):
+        st = self.state
+        pub = release.public_key(self.cfg.get("update.pubkey") or "")
+        base = url[:-len("manifest.json")]
+        ctx = None if url.startswith("http:") else self._ctx()
+        data = await self._small(url, release.MAX_MANIFEST_BYTES, ctx)
+        sig = await self._small(base + "manifest.sig", _SIG_MAX, ctx)
+        m = release.check(data, sig, pub, self.board, self.current, allow_downgrade)
+        st["version"], st["total"] = m["version"], release.total_bytes(m)
+        stage = self.path(STAGE)
+        _rmtree(stage)      # an earlier, unfinished or superseded stage
+        fsutil.makedirs(stage)
+        need = st["total"] + 1024 * int(self.cfg.get("update.keep_free_kib"))
+        free = free_bytes(stage)
+        if free < need:
+            raise UpdateError("not enough flash: the release needs %d bytes and %d KiB stay free, %d are free"
+                              % (st["total"], int(self.cfg.get("update.keep_free_kib")), free))
+        st["state"] = "download"
+        self.info("update %s: %d files, %d bytes" % (m["version"], len(m["files"]), st["total"]))
+        try:
+            for e in m["files"]:
+                await self._file(base, stage, e, ctx)
+            fsutil.write_atomic(stage + "/manifest.sig", sig)
+            fsutil.write_atomic(stage + "/manifest.json", data)   # last: the stage is complete
+        except BaseException:
+            _rmtree(stage)
+            raise
+        st["state"], st["file"] = "staged", None
+        self.info("update %s staged" % m["version"])
+        return m
+
+    async def _file(self, base, stage, e, ctx):
+        self.state["file"] = e["path"]
+        dest = stage + "/" + e["path"]
+        if "/" in e["path"]:
+            fsutil.makedirs(dest.rsplit("/", 1)[0])
+        check = release.FileCheck(e)
+        st = self.state
+        with open(dest, "wb") as f:
+            def sink(chunk):
+                check.feed(chunk)
+                f.write(chunk)
+                st["bytes"] += len(chunk)
+            await self._get(base + "files/" + e["path"], sink, e["size"], ctx)
+        check.finish()
