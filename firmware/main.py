@@ -24,6 +24,21 @@ def _unix_options(argv):
     return opts
 
 
+def _code(root):
+    # Which code starts (drivers/codeslot.py, issue 19): an installed update's folder
+    # goes first on sys.path, and the modules imported so far (this deployed code's)
+    # leave sys.modules so that the application's come from there. Returns the
+    # codeslot module of the deployed code (kept: it must outlive a broken update)
+    # and whether the code runs on trial.
+    from dicamm.drivers import codeslot
+    lib, trial = codeslot.choose(root)
+    if lib:
+        for k in [k for k in sys.modules if k == "dicamm" or k.startswith("dicamm.")]:
+            del sys.modules[k]
+        sys.path.insert(0, lib)
+    return codeslot, trial
+
+
 def main():
     from dicamm.platform import UNIX
     if UNIX:
@@ -45,8 +60,17 @@ def main():
             return
         from board import BOARD as board
         opts = {"board": board["name"], "root": "", "speed": 1, "start_ms": None, "epoch_ms": None}
-    from dicamm.services import app
-    app.run(board, opts)
+    codeslot, trial = _code(opts["root"])
+    try:
+        from dicamm.services import app
+        app.run(board, opts)
+    except Exception as e:
+        if trial and codeslot.crashed(opts["root"], "crashed at start: %r" % e):
+            print("DICAMM: the update on trial failed (%r); the previous version starts next time" % e)
+            if not UNIX:
+                import machine
+                machine.reset()
+        raise
 
 
 main()

@@ -5,6 +5,8 @@
                                                 prints the public key for config update.pubkey
     tools/release.py pubkey --key KEY.pem       the public key again (hex of DER SubjectPublicKeyInfo)
     tools/release.py build --board BOARD --key KEY.pem --out DIR [--version X.Y.Z] [--image FILE]
+    tools/release.py sign DIR --key KEY.pem     the manifest again from DIR/files (sizes, SHA-256) and
+                                                signed: files changed by hand, or signing on another machine
     tools/release.py verify DIR --pubkey HEX [--board BOARD]
 
 A release is DIR/manifest.json, DIR/manifest.sig (ECDSA P-256/SHA-256, DER, over the
@@ -135,7 +137,6 @@ def build(board_name, key_path, out, version=None, image=None):
     files_dir = os.path.join(out, "files")
     os.makedirs(files_dir)
     _, board = build_mpy.load_board(board_name)
-    entries = []
     if board["firmware_image"].get("frozen"):
         if not image:
             raise SystemExit("release: board %s runs the firmware frozen in: give the image of "
@@ -156,16 +157,29 @@ def build(board_name, key_path, out, version=None, image=None):
                 shutil.copyfile(local, dest)
                 paths.append(dev)
         kind = "mpy"
+    manifest = {"format": FORMAT, "version": version, "board": board_name, "kind": kind, "files": []}
+    return write_signed(out, manifest, paths, key_path)
+
+
+def write_signed(out, manifest, paths, key_path):
+    # manifest.json with every file's size and SHA-256 as it is in out/files, and its signature
+    entries = []
     for p in paths:
-        b = open(os.path.join(files_dir, *p.split("/")), "rb").read()
+        b = open(os.path.join(out, "files", *p.split("/")), "rb").read()
         entries.append({"path": p, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()})
-    manifest = {"format": FORMAT, "version": version, "board": board_name, "kind": kind, "files": entries}
+    manifest = dict(manifest, files=entries)
     data = json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n"
     with open(os.path.join(out, "manifest.json"), "wb") as f:
         f.write(data)
     with open(os.path.join(out, "manifest.sig"), "wb") as f:
         f.write(sign(key_path, data))
     return manifest
+
+
+def resign(release_dir, key_path):
+    with open(os.path.join(release_dir, "manifest.json"), "rb") as f:
+        manifest = json.load(f)
+    return write_signed(release_dir, manifest, [e["path"] for e in manifest["files"]], key_path)
 
 
 def main(argv=None):
@@ -181,6 +195,9 @@ def main(argv=None):
     b.add_argument("--out", required=True)
     b.add_argument("--version")
     b.add_argument("--image")
+    g = sub.add_parser("sign")
+    g.add_argument("dir")
+    g.add_argument("--key", required=True)
     v = sub.add_parser("verify")
     v.add_argument("dir")
     v.add_argument("--pubkey", required=True)
@@ -194,6 +211,9 @@ def main(argv=None):
         m = build(a.board, a.key, a.out, a.version, a.image)
         print("release %s for %s: %d files, %d bytes -> %s" % (m["version"], m["board"], len(m["files"]),
                                                              sum(e["size"] for e in m["files"]), a.out))
+    elif a.cmd == "sign":
+        m = resign(a.dir, a.key)
+        print("release %s for %s: %d files signed" % (m["version"], m["board"], len(m["files"])))
     else:
         m = verify(a.dir, a.pubkey, a.board)
         print("release %s for %s: signature and %d files good" % (m["version"], m["board"], len(m["files"])))

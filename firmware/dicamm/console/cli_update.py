@@ -15,6 +15,13 @@ def _show(d):
         line += " (%s)" % d["file"]
     if d.get("error"):
         line += ": %s" % d["error"]
+    b = d.get("boot") or {}
+    if b.get("active"):
+        line += "\nrunning %s from %s%s" % (b.get("version"), b["active"], " ON TRIAL (start %d)" % b.get("boots", 0)
+                                            if b.get("trial") else "")
+    last = b.get("last")
+    if last:
+        line += "\nlast: %s %s%s" % (last.get("event"), last.get("version"), ": %s" % last["why"] if last.get("why") else "")
     return line
 
 
@@ -22,7 +29,7 @@ def cmd_update(con, args):
     from dicamm.services.update import updater
     u = updater(con.app)
     if not args.pos:
-        con.emit(args, u.state, lambda d: con.write(_show(d)))
+        con.emit(args, dict(u.state, boot=u.boot_record()), lambda d: con.write(_show(d)))
         return
     if args.pos[0] != "install" or len(args.pos) != 2:
         raise UsageError(_USAGE)

@@ -63,6 +63,21 @@ def remove(path):
         return False
 
 
+def rmtree(path):
+    # A folder and everything in it, or a file; nothing if absent.
+    try:
+        names = os.listdir(path)
+    except OSError:
+        remove(path)
+        return
+    for n in names:
+        rmtree(path + "/" + n)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 def discard_tmp(path):
     # Start-up: drop the half-written replacement of `path`, if any.
     return remove(path + TMP)

@@ -107,6 +107,7 @@ SCHEMA = {
     "update.plain_http": ("bool", False, None, None, False),   # bench only, as han.plain_http
     "update.timeout_ms": ("int", 10000, 1000, 60000, False),   # per connect, head and chunk
     "update.keep_free_kib": ("int", 64, 0, 1 << 30, False),    # flash that stays free for the journals
+    "update.confirm_s": ("int", 60, 10, 3600, False),          # a new version healthy this long is kept
 }
 
 # Keys the backend may change over MQTT. Network, credentials, certificates,

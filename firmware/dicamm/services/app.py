@@ -11,6 +11,7 @@ from dicamm import VERSION
 from dicamm.drivers.clock import Clock
 from dicamm.proto.ringlog import RingLog
 from dicamm.errors import DicammError
+from dicamm.services import confirm
 
 
 class App:
@@ -126,6 +127,7 @@ class App:
         failsoft.start(self, "taf16", self.start_taf16)
         self.start_control()
         failsoft.start(self, "mqtt", self.start_mqtt)
+        failsoft.start(self, "update", lambda: confirm.start(self))
 
     def file_path(self, name):
         # Certificate and key paths in the config, on the device's filesystem.

@@ -11,14 +11,16 @@
 # its size and SHA-256 checked as the bytes arrive (drivers/http_fetch, a
 # deadline per chunk); last, the manifest and its signature beside them and the
 # state "staged". A stage without its manifest is an unfinished download: the
-# next update removes it. The switch to the staged release is the next step
-# of issue 19 and not built yet.
+# next update removes it. Then the switch (item 3): the stage becomes the folder
+# code/<version> (one rename), the boot record names it on trial (one atomic
+# write, proto/slots.py) and the device restarts into it; services/confirm.py
+# confirms it or goes back.
 import os
 
 from dicamm.errors import DicammError, UpdateError
 from dicamm.platform import asyncio
-from dicamm.drivers import fsutil, http_fetch
-from dicamm.proto import release
+from dicamm.drivers import codeslot, fsutil, http_fetch
+from dicamm.proto import release, slots
 
 STAGE = "update/stage"
 _SIG_MAX = 80          # a DER P-256 signature is at most 72 bytes
@@ -28,25 +30,8 @@ _updater = []          # the one Updater of the running app
 
 def updater(app):
     if not _updater:
-        _updater.append(Updater(app.config, app.path, app.board.get("name") or "unix", app.info))
+        _updater.append(Updater(app))
     return _updater[0]
-
-
-def _rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for n in names:
-        p = path + "/" + n
-        try:
-            os.remove(p)
-        except OSError:
-            _rmtree(p)
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
 
 
 def free_bytes(path):
@@ -55,13 +40,14 @@ def free_bytes(path):
 
 
 class Updater:
-    def __init__(self, cfg, path, board, info, current=None):
+    def __init__(self, app):
         from dicamm import VERSION
-        self.cfg = cfg
-        self.path = path          # a name on the device -> its path
-        self.board = board
-        self.info = info
-        self.current = current or VERSION
+        self.app = app
+        self.cfg = app.config
+        self.path = app.path          # a name on the device -> its path
+        self.board = app.board.get("name") or "unix"
+        self.info = app.info
+        self.current = VERSION
         self.state = {"state": "idle", "version": None, "bytes": 0, "total": 0, "file": None, "error": None}
         self._task = None
 
@@ -78,9 +64,16 @@ class Updater:
                       "url": url}
         self._task = asyncio.create_task(self._run(url, allow_downgrade))
 
+    def boot_record(self):
+        return codeslot.read(self.app.root)
+
     async def _run(self, url, allow_downgrade):
         try:
-            await self.install(url, allow_downgrade)
+            m = await self.install(url, allow_downgrade)
+            self.switch(m["version"])
+            await asyncio.sleep_ms(200)   # the console's last lines go out first
+            from dicamm.services.confirm import restart
+            restart(self.app)
         except (DicammError, OSError, ValueError) as e:
             self._fail(str(e) or e.__class__.__name__)
         except Exception as e:  # a bug must not leave the state "download" for ever
@@ -121,7 +114,7 @@ class Updater:
         m = release.check(data, sig, pub, self.board, self.current, allow_downgrade)
         st["version"], st["total"] = m["version"], release.total_bytes(m)
         stage = self.path(STAGE)
-        _rmtree(stage)      # an earlier, unfinished or superseded stage
+        fsutil.rmtree(stage)      # an earlier, unfinished or superseded stage
         fsutil.makedirs(stage)
         need = st["total"] + 1024 * int(self.cfg.get("update.keep_free_kib"))
         free = free_bytes(stage)
@@ -136,11 +129,22 @@ class Updater:
             fsutil.write_atomic(stage + "/manifest.sig", sig)
             fsutil.write_atomic(stage + "/manifest.json", data)   # last: the stage is complete
         except BaseException:
-            _rmtree(stage)
+            fsutil.rmtree(stage)
             raise
         st["state"], st["file"] = "staged", None
         self.info("update %s staged" % m["version"])
         return m
+
+    def switch(self, version):
+        # The staged release becomes code/<version> and starts on trial after the restart.
+        folder = "code/" + version
+        dest = self.path(folder)
+        fsutil.rmtree(dest)   # an unfinished earlier switch to this version (never the running one)
+        fsutil.makedirs(self.path("code"))
+        os.rename(self.path(STAGE), dest)
+        codeslot.write(self.app.root, slots.switch_to(self.boot_record(), folder, version))
+        self.state["state"] = "restarting"
+        self.info("update %s installed in %s: restarting into it on trial" % (version, folder))
 
     async def _file(self, base, stage, e, ctx):
         self.state["file"] = e["path"]
