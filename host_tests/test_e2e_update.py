@@ -9,80 +9,21 @@
 # answers 404 or 500 or hangs, not enough flash, a second update while one runs.
 # The tests run in file order on one device: refusals first (on 0.1.0), then the
 # update to 0.2.0, the crashing 0.3.0, and an explicit downgrade.
-import hashlib
-import http.server
 import json
 import os
 import shutil
-import ssl
 import subprocess
-import sys
-import threading
-import time
 
 import pytest
 
-from conftest import ROOT, TOOLS
+from conftest import ROOT
 from rig import Rig
+from update_rig import ReleaseServer, folder_is_whole, install, restarted, stage_consistent, tool, update_state
 from waiting import running, wait_until
 
 pytestmark = pytest.mark.slow  # runs the firmware and the emulators as processes
 
-RELEASE = os.path.join(TOOLS, "release.py")
 TIMEOUT_MS = 1500
-
-
-def tool(*args):
-    r = subprocess.run([sys.executable, RELEASE] + list(args), capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout.strip().splitlines()[-1]
-
-
-class ReleaseServer:
-    # HTTPS over the release folders; `faults` maps a path to "404", "500", "hang" (head
-    # sent, then silence) or "cut" (the head promises every byte, half of them come).
-    def __init__(self, root, pki):
-        self.root = root
-        self.faults = {}
-        self.hung = threading.Event()
-        srv = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                fault = srv.faults.get(self.path)
-                if fault in ("404", "500"):
-                    self.send_error(int(fault))
-                    return
-                p = os.path.join(srv.root, *self.path.lstrip("/").split("/"))
-                if not os.path.isfile(p):
-                    self.send_error(404)
-                    return
-                body = open(p, "rb").read()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if fault == "hang":
-                    self.wfile.flush()
-                    srv.hung.wait(30)
-                    return
-                self.wfile.write(body[:len(body) // 2] if fault == "cut" else body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(pki, "gateway.pem"), os.path.join(pki, "gateway.key.pem"))
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def url(self, name):
-        return "https://127.0.0.1:%d/%s/manifest.json" % (self.port, name)
-
-    def stop(self):
-        self.hung.set()
-        self.httpd.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -124,46 +65,8 @@ def setup(tmp_path_factory):
             srv.stop()
 
 
-def update_state(rig):
-    return rig.fw.json("update --json")
-
-
-def install(rig, url, *flags):
-    # -> the update's state when it failed, or None when the firmware restarted into it
-    out = rig.fw.command(" ".join(("update install", url) + flags))
-    assert any("started" in ln for ln in out), out
-
-    def done():
-        if not rig.fw.alive():
-            return "exited"
-        try:
-            d = update_state(rig)
-        except (AssertionError, TimeoutError, RuntimeError):   # the console went as the firmware exits
-            return None
-        return d if d["state"] == "failed" else None
-    d = wait_until(done, 60, what="update failed or restarted")
-    return None if d == "exited" else d
-
-
-def restarted(rig):
-    # The unix port's restart: the firmware exited; start it again as the power would.
-    wait_until(lambda: not rig.fw.alive(), 30, what="firmware exit")
-    rig.start_firmware()
-    return rig.fw.json("status --json")
-
-
 def staged(rig):
     return os.path.join(rig.root, "update", "stage")
-
-
-def stage_whole_or_absent(rig):
-    # A failed download leaves no part of itself: no stage, or a whole earlier one.
-    if not os.path.exists(staged(rig)):
-        return
-    m = json.loads(open(os.path.join(staged(rig), "manifest.json"), "rb").read())
-    for e in m["files"]:
-        p = os.path.join(staged(rig), *e["path"].split("/"))
-        assert hashlib.sha256(open(p, "rb").read()).hexdigest() == e["sha256"], e["path"]
 
 
 @pytest.mark.parametrize("name, fault, want", [
@@ -179,29 +82,33 @@ def stage_whole_or_absent(rig):
 ])
 def test_a_bad_release_or_server_is_refused_in_its_words_and_nothing_is_staged(setup, name, fault, want):
     rig, srv, _ = setup
+    shutil.rmtree(staged(rig), ignore_errors=True)   # each case from an empty stage (no resume)
     srv.faults = dict([fault]) if fault else {}
     try:
         d = install(rig, srv.url(name))
     finally:
         srv.faults = {}
     assert d["state"] == "failed" and d["error"].startswith(want), d
-    stage_whole_or_absent(rig)
+    stage_consistent(staged(rig))   # no part of a file: whole files for a resume, or nothing
     assert rig.fw.json("meter read --json")["power_w"] is not None
 
 
 def test_not_enough_flash_is_refused_before_a_file_is_fetched(setup):
     rig, srv, _ = setup
     rig.fw.command("config set update.keep_free_kib %d" % (1 << 30))
+    del srv.gets[:]
     try:
         d = install(rig, srv.url("good"))
     finally:
         rig.fw.command("config unset update.keep_free_kib")
     assert d["state"] == "failed" and d["error"].startswith("not enough flash: the release needs"), d
-    assert d["bytes"] == 0
+    assert srv.gets == ["/good/manifest.json", "/good/manifest.sig"], srv.gets
+    assert not os.path.exists(staged(rig))
 
 
 def test_one_update_at_a_time(setup):
     rig, srv, _ = setup
+    shutil.rmtree(staged(rig), ignore_errors=True)
     srv.faults = {"/good/files/board.mpy": "hang"}
     try:
         rig.fw.command("update install " + srv.url("good"))
@@ -224,15 +131,26 @@ def test_usage_and_url_errors(setup):
 
 def test_a_signed_release_is_installed_while_metering_runs_and_confirmed_on_trial(setup):
     rig, srv, rels = setup
+    shutil.rmtree(staged(rig), ignore_errors=True)
     before = rig.fw.json("status --json")["bus"]["polls"]
-    assert install(rig, srv.url("good")) is None
-    # one rename and one record: code/0.2.0 holds every byte as signed, the record starts it on trial
+    # the link breaks off in the last file: the files before it stay, checked, for a resume
+    srv.faults = {"/good/files/main.py": "cut"}
+    try:
+        d = install(rig, srv.url("good"))
+    finally:
+        srv.faults = {}
+    assert d["state"] == "failed" and d["error"].startswith("connection closed at byte"), d
+    kept = stage_consistent(staged(rig))
     m = json.loads((rels / "good" / "manifest.json").read_bytes())
+    assert kept == len(m["files"]) - 1 and m["files"][-1]["path"] == "main.py", kept
+    del srv.gets[:]
+    assert install(rig, srv.url("good")) is None
+    assert srv.gets == ["/good/manifest.json", "/good/manifest.sig", "/good/files/main.py"], srv.gets
+    # one rename and one record: code/0.2.0 holds every byte as signed, the record starts it on trial
     folder = os.path.join(rig.root, "code", "0.2.0")
-    for e in m["files"]:
-        p = os.path.join(folder, *e["path"].split("/"))
-        assert hashlib.sha256(open(p, "rb").read()).hexdigest() == e["sha256"], e["path"]
-    assert not os.path.exists(staged(rig))
+    assert folder_is_whole(folder) == "0.2.0"
+    assert open(os.path.join(folder, "manifest.json"), "rb").read() == (rels / "good" / "manifest.json").read_bytes()
+    assert not os.path.exists(staged(rig))   # renamed into code/0.2.0
     rec = json.load(open(os.path.join(rig.root, "update", "boot.json")))
     assert (rec["active"], rec["previous"], rec["version"], rec["trial"], rec["boots"]) == \
         ("code/0.2.0", "", "0.2.0", True, 0), rec

@@ -33,6 +33,7 @@ def test_a_confirmed_version_starts_without_counting():
 
 
 def test_a_rollback_names_the_version_and_why():
-    rec = slots.rollback(slots.switch_to({"active": "code/0.1.0"}, "code/0.2.0", "0.2.0"), "crashed at start: X")
-    assert (rec["active"], rec["previous"], rec["trial"]) == ("code/0.1.0", "", False)
+    rec = slots.rollback(slots.switch_to({"active": "code/0.1.0", "version": "0.1.0"}, "code/0.2.0", "0.2.0"),
+                         "crashed at start: X")
+    assert (rec["active"], rec["version"], rec["previous"], rec["trial"]) == ("code/0.1.0", "0.1.0", "", False)
     assert rec["last"] == {"event": "rolled back", "version": "0.2.0", "why": "crashed at start: X"}

@@ -3,8 +3,8 @@
 # A board that runs .mpy files keeps the code `make deploy` installed in lib/ and
 # each installed update in its own folder code/<version>/ (lib/ inside it). The
 # boot record update/boot.json says which one starts:
-#   {"active": "code/0.2.0", "previous": "", "version": "0.2.0", "trial": true,
-#    "boots": 1, "last": {"event": "rolled back", "version": "0.3.0", "why": "..."}}
+#   {"active": "code/0.2.0", "version": "0.2.0", "previous": "", "previous_version": null,
+#    "trial": true, "boots": 1, "last": {"event": "rolled back", "version": "0.3.0", "why": "..."}}
 # active "" is lib/ as deployed. The switch to a new version is one atomic write
 # of this record (drivers/fsutil.write_atomic: rename over the old one) after
 # its folder is complete, so a power cut leaves the old or the new version,
@@ -18,9 +18,10 @@ RECORD = "update/boot.json"
 
 def switch_to(record, folder, version):
     # The record that starts `folder` on trial next; the running one stays `previous`.
-    rec = dict(record or {})
-    rec.update({"active": folder, "previous": (record or {}).get("active", ""), "version": version,
-                "trial": True, "boots": 0})
+    old = record or {}
+    rec = dict(old)
+    rec.update({"active": folder, "previous": old.get("active", ""), "previous_version": old.get("version"),
+                "version": version, "trial": True, "boots": 0})
     return rec
 
 
@@ -28,7 +29,8 @@ def rollback(record, why):
     # The record that starts the previous version again, saying why.
     rec = dict(record)
     rec["last"] = {"event": "rolled back", "version": rec.get("version"), "why": why}
-    rec.update({"active": rec.get("previous", ""), "previous": "", "version": None, "trial": False, "boots": 0})
+    rec.update({"active": rec.get("previous", ""), "previous": "", "version": rec.get("previous_version"),
+                "previous_version": None, "trial": False, "boots": 0})
     return rec
 
 

@@ -10,8 +10,10 @@
 # journals); each file downloaded chunk by chunk into update/stage/<path>,
 # its size and SHA-256 checked as the bytes arrive (drivers/http_fetch, a
 # deadline per chunk); last, the manifest and its signature beside them and the
-# state "staged". A stage without its manifest is an unfinished download: the
-# next update removes it. Then the switch (item 3): the stage becomes the folder
+# state "staged". A stage without manifest.json is an unfinished download: an
+# update of the same release (pending.json, the same signed bytes) resumes it,
+# keeping each file whose size and SHA-256 check again; any other removes it.
+# A cut in the cellar's power or link costs one file, not the whole download. Then the switch (item 3): the stage becomes the folder
 # code/<version> (one rename), the boot record names it on trial (one atomic
 # write, proto/slots.py) and the device restarts into it; services/confirm.py
 # confirms it or goes back.
@@ -23,6 +25,7 @@ from dicamm.drivers import codeslot, fsutil, http_fetch
 from dicamm.proto import release, slots
 
 STAGE = "update/stage"
+_PENDING = "pending.json"   # the manifest of the release the stage's files belong to
 _SIG_MAX = 80          # a DER P-256 signature is at most 72 bytes
 
 _updater = []          # the one Updater of the running app
@@ -114,23 +117,27 @@ class Updater:
         m = release.check(data, sig, pub, self.board, self.current, allow_downgrade)
         st["version"], st["total"] = m["version"], release.total_bytes(m)
         stage = self.path(STAGE)
-        fsutil.rmtree(stage)      # an earlier, unfinished or superseded stage
-        fsutil.makedirs(stage)
-        need = st["total"] + 1024 * int(self.cfg.get("update.keep_free_kib"))
-        free = free_bytes(stage)
-        if free < need:
-            raise UpdateError("not enough flash: the release needs %d bytes and %d KiB stay free, %d are free"
-                              % (st["total"], int(self.cfg.get("update.keep_free_kib")), free))
-        st["state"] = "download"
-        self.info("update %s: %d files, %d bytes" % (m["version"], len(m["files"]), st["total"]))
-        try:
-            for e in m["files"]:
-                await self._file(base, stage, e, ctx)
-            fsutil.write_atomic(stage + "/manifest.sig", sig)
-            fsutil.write_atomic(stage + "/manifest.json", data)   # last: the stage is complete
-        except BaseException:
+        pending = stage + "/" + _PENDING
+        if fsutil.read(pending) != data:   # another release's files, or none: start afresh
             fsutil.rmtree(stage)
-            raise
+            fsutil.makedirs(stage)
+            fsutil.write_atomic(pending, data)
+        todo = [e for e in m["files"] if not _complete(stage, e)]
+        st["bytes"] = st["total"] - sum(e["size"] for e in todo)   # resumed: what a cut left, checked again
+        keep = int(self.cfg.get("update.keep_free_kib"))
+        free = free_bytes(stage)
+        if free < st["total"] - st["bytes"] + 1024 * keep:
+            fsutil.rmtree(stage)
+            raise UpdateError("not enough flash: the release needs %d bytes and %d KiB stay free, %d are free"
+                              % (st["total"], keep, free))
+        st["state"] = "download"
+        self.info("update %s: %d files, %d bytes%s" % (m["version"], len(m["files"]), st["total"],
+                                                      ", resumed at %d" % st["bytes"] if st["bytes"] else ""))
+        for e in todo:
+            await self._file(base, stage, e, ctx)
+        fsutil.write_atomic(stage + "/manifest.sig", sig)
+        fsutil.write_atomic(stage + "/manifest.json", data)   # the stage is complete
+        fsutil.remove(pending)
         st["state"], st["file"] = "staged", None
         self.info("update %s staged" % m["version"])
         return m
@@ -147,16 +154,42 @@ class Updater:
         self.info("update %s installed in %s: restarting into it on trial" % (version, folder))
 
     async def _file(self, base, stage, e, ctx):
+        # One file into the stage; a file that fails its check, or whose download
+        # breaks off, is removed (the files before it stay for a resumed update).
         self.state["file"] = e["path"]
         dest = stage + "/" + e["path"]
         if "/" in e["path"]:
             fsutil.makedirs(dest.rsplit("/", 1)[0])
         check = release.FileCheck(e)
         st = self.state
-        with open(dest, "wb") as f:
-            def sink(chunk):
-                check.feed(chunk)
-                f.write(chunk)
-                st["bytes"] += len(chunk)
-            await self._get(base + "files/" + e["path"], sink, e["size"], ctx)
+        try:
+            with open(dest, "wb") as f:
+                def sink(chunk):
+                    check.feed(chunk)
+                    f.write(chunk)
+                    st["bytes"] += len(chunk)
+                await self._get(base + "files/" + e["path"], sink, e["size"], ctx)
+            check.finish()
+        except BaseException:
+            fsutil.remove(dest)
+            raise
+
+
+def _complete(stage, e):
+    # True when the stage holds the file of entry e, its size and SHA-256 as signed.
+    path = stage + "/" + e["path"]
+    if fsutil.size(path) != e["size"]:
+        return False
+    check = release.FileCheck(e)
+    buf = bytearray(512)
+    try:
+        with open(path, "rb") as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                check.feed(memoryview(buf)[:n])
         check.finish()
+        return True
+    except (UpdateError, OSError):
+        return False
