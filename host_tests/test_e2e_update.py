@@ -34,11 +34,13 @@ def setup(tmp_path_factory):
     tool("keygen", "--out", other)
     rels = tmp / "releases"
     for name, args in (("good", ("--board", "unix", "--key", key, "--version", "0.2.0")),
-                       ("other-key", ("--board", "unix", "--key", other, "--version", "0.2.0")),
                        ("other-board", ("--board", "esp32s3_devkitc", "--key", key, "--version", "0.2.0")),
                        ("old", ("--board", "unix", "--key", key, "--version", "0.0.1")),
                        ("crashing", ("--board", "unix", "--key", key, "--version", "0.3.0"))):
         tool("build", "--out", str(rels / name), *args)
+    # the same files signed with another key
+    shutil.copytree(rels / "good", rels / "other-key")
+    tool("sign", str(rels / "other-key"), "--key", other)
     # 0.3.0's application raises at import, signed as it is: a release that passes every check
     broken = tmp / "broken_app.py"
     broken.write_text("raise RuntimeError('this release is broken')\n")
