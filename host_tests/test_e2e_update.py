@@ -16,6 +16,7 @@ import subprocess
 
 import pytest
 
+import broker as brokermod
 from conftest import ROOT
 from rig import Rig
 from update_rig import ReleaseServer, folder_is_whole, install, restarted, stage_consistent, tool, update_state
@@ -57,7 +58,7 @@ def setup(tmp_path_factory):
     b = bytearray(f.read_bytes())
     b[-2] ^= 0x20   # same size, one bit off
     f.write_bytes(bytes(b))
-    r = Rig(tmp, speed=10, load="constant:400", sntp=("good",),
+    r = Rig(tmp, speed=10, load="constant:400", sntp=("good",), mqtt=True,
             config={"update": {"pubkey": pub, "ca": "certs/ca.pem", "timeout_ms": TIMEOUT_MS, "confirm_s": 20}})
     with running(r) as r:
         srv = ReleaseServer(str(rels), r.pki)
@@ -125,10 +126,39 @@ def test_one_update_at_a_time(setup):
 def test_usage_and_url_errors(setup):
     rig, srv, _ = setup
     assert any("usage: update" in ln for ln in rig.fw.command("update fetch x"))
-    assert any("names a release's manifest.json" in ln for ln in rig.fw.command("update install https://x/"))
+    assert any("url: the https URL of a release's manifest.json" in ln for ln in rig.fw.command("update install https://x/"))
     out = rig.fw.command("update install http://127.0.0.1:%d/good/manifest.json" % srv.port)
     d = wait_until(lambda: (lambda d: d if d["state"] == "failed" else None)(update_state(rig)), 30, what="failed")
     assert d["error"].startswith("plain http refused"), (out, d)
+
+
+def test_the_backend_asks_over_mqtt_and_follows_the_update_topic(setup):
+    # cmd/update goes through the same check as the console; the progress is the retained `update` topic
+    rig, srv, _ = setup
+    p = "dicamm/dicamm-bench/"
+    sub = brokermod.Client(rig.broker.port, client_id="backend-update")
+    sub.subscribe(p + "ack", qos=1)
+    sub.subscribe(p + "update", qos=1)
+    pub = brokermod.Client(rig.broker.port, client_id="ops-update")
+    try:
+        wait_until(lambda: rig.fw.json("mqtt --json").get("connected"), 30, what="MQTT up")
+        pub.publish(p + "cmd/update", json.dumps({"id": "u0", "url": "https://x.invalid/"}).encode(), qos=1)
+        pub.publish(p + "cmd/update", json.dumps({"id": "u1", "url": srv.url("old")}).encode(), qos=1)
+
+        def ack(i):
+            for m in sub.messages:
+                if m.topic == p + "ack" and m.json().get("id") == i:
+                    return m.json()
+        a0 = wait_until(lambda: ack("u0"), 30, what="the ack of u0")
+        assert not a0["ok"] and "url: the https URL of a release's manifest.json" in a0["error"], a0
+        a1 = wait_until(lambda: ack("u1"), 30, what="the ack of u1")
+        assert a1["ok"], a1
+        failed = wait_until(lambda: [m.json() for m in sub.messages if m.topic == p + "update" and
+                                     m.json()["state"] == "failed"], 30, what="the update topic's failure")
+        assert failed[-1]["error"].startswith("downgrade: 0.0.1 is older than 0.1.0"), failed
+    finally:
+        sub.close()
+        pub.close()
 
 
 def test_a_signed_release_is_installed_while_metering_runs_and_confirmed_on_trial(setup):

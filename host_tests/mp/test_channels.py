@@ -128,10 +128,12 @@ def _line_event(a):
 
 
 CONSOLE = {"relay": _line_relay, "setpoint": _line_setpoint, "dso": _line_dso,
-           "schedule": _line_schedule, "event": _line_event}
+           "schedule": _line_schedule, "event": _line_event,
+           "update": lambda a: "update install %s" % a["url"]}
 # a valid call of each, to which one field at a time is set to a probe value
 BASE = {"relay": {"mode": "on"}, "setpoint": {"power_w": 2000}, "dso": {"limit_w": 8000},
-        "schedule": {"windows": []}, "event": {"text": "probe"}}
+        "schedule": {"windows": []}, "event": {"text": "probe"},
+        "update": {"url": "https://releases.invalid/manifest.json"}}
 
 
 def _probes(kind, bounds):

@@ -21,10 +21,19 @@ GOOD = [
      {"key": "mqtt.meter_period_s", "value": 30}),
     ("config", b'{"id":"k","key":"mqtt.discovery","value":true}', {"key": "mqtt.discovery", "value": True}),
     (b"relay", b' {"mode":"off", "id":"bytes-name"} ', {"mode": "off"}),
+    ("update", b'{"id":"u","url":"https://r.example/0.2.0/manifest.json"}',
+     {"url": "https://r.example/0.2.0/manifest.json"}),
+    ("update", b'{"id":"u","url":"https://r.example/0.1.0/manifest.json","downgrade":true}',
+     {"url": "https://r.example/0.1.0/manifest.json", "downgrade": True}),
 ]
 
 # (name, payload, id expected in the refusal, words the reason must contain)
 BAD = [
+    ("update", b'{"id":"u","url":"https://r.example/0.2.0/"}', "u", "url: the https URL of a release's manifest.json"),
+    ("update", b'{"id":"u","url":"ftp://r.example/manifest.json"}', "u", "url: the https URL"),
+    ("update", b'{"id":"u","url":7}', "u", "url: the https URL"),
+    ("update", b'{"id":"u","url":"https://r.example/manifest.json","downgrade":"yes"}', "u",
+     "downgrade: must be true or false"),
     ("relay", b"on", None, "not JSON"),
     ("relay", b"\xff\xfe", None, "not JSON"),
     ("relay", b"", None, "not JSON"),

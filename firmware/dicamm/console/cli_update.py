@@ -33,5 +33,5 @@ def cmd_update(con, args):
         return
     if args.pos[0] != "install" or len(args.pos) != 2:
         raise UsageError(_USAGE)
-    u.start(args.pos[1], allow_downgrade=bool(args.flags.get("downgrade")))
+    con.app.commands.execute("update", {"url": args.pos[1], "downgrade": bool(args.flags.get("downgrade"))})
     con.write("update from %s started; 'update' shows its progress" % args.pos[1])

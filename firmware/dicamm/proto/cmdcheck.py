@@ -52,6 +52,11 @@ def _rule(name, args):
             validate(args["windows"], schema.WINDOWS[1])
         except CommandError as e:
             return str(e)
+    elif name == "update":
+        url = args["url"]
+        if not isinstance(url, str) or len(url) > 200 or not url.endswith("/manifest.json") or \
+                not (url.startswith("https://") or url.startswith("http://")):
+            return "url: the https URL of a release's manifest.json (at most 200 characters)"
     elif name == "config":
         key = args["key"]
         if key not in schema.REMOTE:

@@ -96,7 +96,8 @@ COMMANDS = (
      "each step is checked live; the wizard saves the configuration and ends with selftest"),
     ("mqtt", "", "cli_mqtt", None, "c", (), (),
      "MQTT link: connected, broker, backlog per stream, last error [--json]"),
-    ("update", "", "cli_update", "install", "c", (), (),
+    ("update", "", "cli_update", "install", "cm", (), (
+        ("url", None, True, None), ("downgrade", "bool", False, None)),
      "firmware update from a signed release: update [--json] | update install URL [--downgrade]\n"
      "update install URL: the release's manifest.json (https; the server's CA in update.ca);\n"
      "  checked against update.pubkey, this board and this version (older only with --downgrade),\n"

@@ -65,6 +65,13 @@ class Commands:
         ev = self.app.raise_event(args["text"], "manual")
         return {"uuid": ev["uuid"]}
 
+    def do_update(self, args, via):
+        # A signed release installed in the background (services/update.py).
+        from dicamm.services.update import updater
+        u = updater(self.app)
+        u.start(args["url"], allow_downgrade=bool(args.get("downgrade")))
+        return dict(u.state)
+
     def do_config(self, args, via):
         key = args["key"]
         cfg = self.app.config

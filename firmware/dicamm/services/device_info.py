@@ -50,6 +50,14 @@ def health(app):
     return info.health(app.uptime_s(), reset, crashes, net, free, st, tk.error_bound_ms(), now, extra)
 
 
+def update_state():
+    # The firmware update's progress (MQTT `update`): the update module is
+    # loaded only once an update was asked for; before that nothing is sent.
+    import sys
+    m = sys.modules.get("dicamm.services.update")
+    return m.current_state() if m is not None else None
+
+
 def sources(app):
     # For the MQTT link's sources.
-    return {"identity": lambda: identity(app), "health": lambda: health(app)}
+    return {"identity": lambda: identity(app), "health": lambda: health(app), "update": update_state}

@@ -14,7 +14,7 @@ _STATE_CHECK_MS = const(1000)      # real ms between two looks at state
 _IDENTITY_CHECK_MS = const(10000)  # ... and at identity (changes with a meter exchange only)
 _MIN_PERIOD_MS = const(500)    # real-time floor of the meter and health periods (fast bench clock)
 
-TOPICS = ("status", "state", "meter", "identity", "health", "ack")
+TOPICS = ("status", "state", "meter", "identity", "health", "ack", "update")
 
 
 class Telemetry:
@@ -37,11 +37,13 @@ class Telemetry:
         self._due.pop("health", None)
         self._changed("identity", True)
         self._changed("state", True)
+        self._changed("update", True)
 
     def turn(self, now):
         if time.ticks_diff(now, self._check_ms) >= _STATE_CHECK_MS:
             self._check_ms = now
             self._changed("state", False)
+            self._changed("update", False)
         if time.ticks_diff(now, self._ident_ms) >= _IDENTITY_CHECK_MS:
             self._ident_ms = now
             self._changed("identity", False)
@@ -57,6 +59,8 @@ class Telemetry:
         if fn is None:
             return
         d = fn()
+        if d is None:
+            return
         if force or d != self._last.get(name):
             self.send(name, field_parts(d), True, 1)
             self._last[name] = d

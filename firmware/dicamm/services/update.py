@@ -37,6 +37,11 @@ def updater(app):
     return _updater[0]
 
 
+def current_state():
+    # The update's state for MQTT's `update` topic, None before any update was asked for.
+    return dict(_updater[0].state) if _updater else None
+
+
 def free_bytes(path):
     st = os.statvfs(path)
     return st[0] * st[4]   # f_bsize * f_bavail (littlefs and the unix port report f_frsize == f_bsize)
