@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from dicamm.platform import UNIX
 from dicamm.drivers import codeslot, fsutil
 from dicamm.proto import slots
 
@@ -24,15 +25,18 @@ def start(app):
 
 
 def restart(app):
-    # The device starts again (the unix port exits: whoever runs it starts it again).
+    # The device starts again: the MQTT link closed first (its clean "offline"), the
+    # terminal given back; the unix port exits (whoever runs it starts it again).
     if app.mqtt is not None:
         try:
             app.mqtt.stop()
         except Exception:
             pass
-    if app.board.get("chip") is not None:
+    if not UNIX and app.board.get("chip") is not None:
         import machine
         machine.reset()
+    if app.console is not None:
+        app.console.restore_tty()
     sys.exit(0)
 
 
