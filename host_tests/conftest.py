@@ -32,6 +32,16 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
+def pytest_collection_modifyitems(session, config, items):
+    # Files with slow tests first (each file keeps its order: module fixtures share
+    # one device). With `--dist loadfile` the workers take files in this order, so
+    # the long end-to-end files start at once and the quick ones fill the gaps at
+    # the end, instead of a slow file that sorts late (test_update_kills) starting
+    # last and holding the run alone.
+    slow = set(it.nodeid.split("::")[0] for it in items if it.get_closest_marker("slow"))
+    items.sort(key=lambda it: 0 if it.nodeid.split("::")[0] in slow else 1)
+
+
 # The time of slow and other tests, printed at the end of the run (with xdist the
 # workers' reports arrive here in the controller).
 _TIME = {"slow": 0.0, "other": 0.0}
