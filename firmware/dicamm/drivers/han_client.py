@@ -26,8 +26,7 @@ from micropython import const
 
 from dicamm.errors import DicammError, LinkError
 from dicamm.platform import asyncio
-from dicamm.drivers.tls_stream import open_tls
-from dicamm.proto import pem
+from dicamm.drivers.tls_stream import close, open_tls, read_der
 from dicamm.proto.han_wire import HAN_SUITES, answer_size, check_session, parse_answer, persistence, request
 from dicamm.proto.http import parse_url
 from dicamm.proto.han_wire import body, tls_message  # noqa: F401 (API)
@@ -37,32 +36,9 @@ _REUSE_BLOCKS_MS = const(100)  # real ms a post on a kept connection holds the l
 _MARGIN_MS = const(1000)       # stop using a connection this long before the gateway's own idle timeout
 
 
-def _shut(conn):
-    # Closes a (reader, writer) connection, or nothing (None), on its socket:
-    # asyncio's Stream.close() does nothing.
-    if conn is not None:
-        try:
-            conn[1].s.close()
-        except Exception:
-            pass
-
-
 class _Stale(Exception):
     # A kept connection was closed before any answer byte: send again on a new one.
     pass
-
-
-def read_der(path):
-    # A certificate or key file from the device filesystem, PEM or DER -> DER.
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        raise LinkError("cannot read %s" % path)
-    try:
-        return pem.to_der(data)
-    except Exception:
-        raise LinkError("bad PEM in %s" % path)
 
 
 class HanClient:
@@ -156,7 +132,7 @@ class HanClient:
 
     def close(self):
         c, self._conn = self._conn, None
-        _shut(c)
+        close(c)
 
     def _usable(self):
         # The kept connection, if it is not past its idle time and nothing has
@@ -245,7 +221,7 @@ class HanClient:
 
     def _drop_live(self):
         c, self._live = self._live, None
-        _shut(c)
+        close(c)
 
     async def post_event(self, event):
         # -> the gateway's record {"uuid","seq","reading_wh","time","meter_id"}.

@@ -7,18 +7,11 @@ from micropython import const
 
 from dicamm.errors import LinkError
 from dicamm.platform import asyncio
-from dicamm.drivers.tls_stream import open_tls
+from dicamm.drivers.tls_stream import close, open_tls
 from dicamm.proto.http import content_length, get_request, headers, parse_url, status
 
 _HEAD_MAX = const(2048)
 _CHUNK = const(512)
-
-
-def _shut(conn):
-    try:
-        conn[1].s.close()
-    except Exception:
-        pass
 
 
 async def _read(r, timeout_ms, what):
@@ -85,4 +78,4 @@ async def get(url, sink, ctx=None, plain_ok=False, timeout_ms=10000, max_bytes=1
             if not rest:
                 raise LinkError("connection closed at byte %d of %d" % (got, n))
     finally:
-        _shut(conn)
+        close(conn)

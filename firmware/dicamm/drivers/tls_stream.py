@@ -1,4 +1,5 @@
-# A TLS client connection for asyncio that waits on the plain socket beneath it.
+# A TLS client connection for asyncio that waits on the plain socket beneath it;
+# closing a connection on its socket; certificate files as DER for a TLS context.
 #
 # Why not asyncio.open_connection(ssl=...): its stream waits on the TLS socket,
 # an object without a file descriptor. The unix port's select.poll checks such
@@ -20,7 +21,9 @@ import socket
 
 from micropython import const
 
+from dicamm.errors import LinkError
 from dicamm.platform import asyncio
+from dicamm.proto import pem
 
 _RETRY_MS = const(1)
 _NOTHING = bytearray(0)  # a read of nothing: only the wait for the descriptor
@@ -80,3 +83,26 @@ async def open_tls(host, port, ctx, server_hostname):
     s.setblocking(False)
     st = TlsStream(s, raw)
     return st, st
+
+
+def close(conn):
+    # Closes a (reader, writer) connection, TLS or plain, or nothing (None), on
+    # its socket: asyncio's Stream.close() does nothing.
+    if conn is not None:
+        try:
+            conn[1].s.close()
+        except Exception:
+            pass
+
+
+def read_der(path):
+    # A certificate or key file from the device filesystem, PEM or DER -> DER.
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        raise LinkError("cannot read %s" % path)
+    try:
+        return pem.to_der(data)
+    except Exception:
+        raise LinkError("bad PEM in %s" % path)

@@ -13,8 +13,8 @@
 # state "staged". A stage without manifest.json is an unfinished download: an
 # update of the same release (pending.json, the same signed bytes) resumes it,
 # keeping each file whose size and SHA-256 check again; any other removes it.
-# A cut in the cellar's power or link costs one file, not the whole download. Then the switch (item 3): the stage becomes the folder
-# code/<version> (one rename), the boot record names it on trial (one atomic
+# A cut in the cellar's power or link costs one file, not the whole download.
+# Then the switch (item 3): the stage becomes the folder code/<version> (one rename), the boot record names it on trial (one atomic
 # write, proto/slots.py) and the device restarts into it; services/confirm.py
 # confirms it or goes back.
 import os
@@ -66,8 +66,6 @@ class Updater:
         # Begins an update in the background; UpdateError at once if one runs.
         if self.running():
             raise UpdateError("busy: an update is running (%s)" % self.state["state"])
-        if not url.endswith("/manifest.json"):
-            raise UpdateError("the URL names a release's manifest.json")
         self.state = {"state": "check", "version": None, "bytes": 0, "total": 0, "file": None, "error": None,
                       "url": url}
         self._task = asyncio.create_task(self._run(url, allow_downgrade))
@@ -97,7 +95,7 @@ class Updater:
         ca = self.cfg.get("update.ca")
         if not ca:
             raise UpdateError("update.ca is not set: the release server cannot be verified")
-        from dicamm.drivers.han_client import read_der
+        from dicamm.drivers.tls_stream import read_der
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(read_der(self.path(ca)))
         ctx.verify_mode = tls.CERT_REQUIRED
